@@ -1,0 +1,57 @@
+"""The extender's one config object: every default in one place, validated at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kinship.errors import InputError
+
+
+class Weights(BaseModel):
+    """Relative weights of the scoring terms (only their ratios matter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Communication leads: it is why Kinship exists.
+    communication: float = Field(default=2.0, ge=0)
+    # Above half of communication so that a second replica prefers another node in its peer's
+    # zone over stacking on the peer's node (fault tolerance beats the last 50% of locality).
+    spread: float = Field(default=1.5, ge=0)
+    # Equal to communication so that a light agent talking to a GPU agent lands beside it in the
+    # same zone rather than squatting on the expensive GPU node itself.
+    gpu: float = Field(default=2.0, ge=0)
+
+
+class ExtenderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weights: Weights = Field(default_factory=Weights)
+    # Proximity of a peer in the same zone relative to one on the same node (1) and one in
+    # another zone (0): an intra-zone hop costs a fraction of a cross-zone one in latency and
+    # has no egress charge.
+    same_zone_fraction: float = Field(default=0.5, ge=0, le=1)
+    # Share of the effective edge weight taken from observed traffic when a namespace has both
+    # declared and observed edges: measurement and intent count equally by default.
+    observed_fraction: float = Field(default=0.5, ge=0, le=1)
+    # Full Node objects of 5,000 nodes are ~50 MiB in nodeCacheCapable=false mode; anything
+    # larger is not a request kube-scheduler sends.
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+
+def load_config(path: Path | None) -> ExtenderConfig:
+    if path is None:
+        return ExtenderConfig()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(str(path), [f"cannot read config: {exc}"]) from None
+    try:
+        return ExtenderConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '<document>'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise InputError(str(path), problems) from None

@@ -1,0 +1,122 @@
+"""Why a pod would land where it lands: per-term contributions for every candidate node.
+
+Shared by `kinship explain` (a table) and the server's debug log (plain lines), so both always
+show the same numbers the scorer used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from extender.config import ExtenderConfig
+from extender.offline import load_pod_file
+from extender.placement import (
+    TERMS,
+    Candidates,
+    FilterOutcome,
+    PodContext,
+    Priorities,
+    candidates_from_names,
+    run_filter,
+    run_prioritize,
+)
+from extender.state import ClusterState
+from extender.wire import WireError
+from kinship.errors import InputError
+from extender.scoring import MAX_EXTENDER_PRIORITY
+from kinship.graph import Colocation
+
+
+def contributions(prio: Priorities) -> dict[str, np.ndarray]:
+    """Each applicable term's share of the 0..10 score (they add up to the unrounded score)."""
+    total = sum(prio.weights[t] for t in prio.terms)
+    if total <= 0:
+        return {}
+    scale = MAX_EXTENDER_PRIORITY / total
+    return {t: prio.weights[t] * v * scale for t, v in prio.terms.items()}
+
+
+def header_lines(ctx: PodContext, prio: Priorities | None) -> Iterator[str]:
+    yield f"pod {ctx.namespace}/{ctx.name}: agent {ctx.agent or '(none: no graph terms)'}, GPUs {ctx.gpus:g}"
+    if not ctx.neighbours:
+        yield "  graph: no edges for this agent (communication term not applied)"
+    placed = {nb.agent: nodes for nb, nodes in (prio.peers if prio else [])}
+    for nb in ctx.neighbours:
+        req = " Required" if nb.colocation is Colocation.REQUIRED else ""
+        where = ", ".join(sorted(placed[nb.agent])) if nb.agent in placed else "not placed"
+        yield f"  peer {nb.agent}: weight {nb.weight:.2f}{req}; runs on {where}"
+    if prio is not None:
+        weights = ", ".join(f"{t}={prio.weights[t]:g}" for t in TERMS if t in prio.terms)
+        yield f"  terms applied (weight): {weights}"
+
+
+def breakdown_lines(ctx: PodContext, cand: Candidates, prio: Priorities) -> list[str]:
+    lines = list(header_lines(ctx, prio))
+    parts = contributions(prio)
+    for i in np.argsort(-prio.scores, kind="stable")[:20]:
+        terms = " ".join(f"{t}={parts[t][i]:.2f}" for t in TERMS if t in parts)
+        lines.append(f"  {cand.names[i]}: score {prio.scores[i]} ({terms})")
+    return lines
+
+
+def table(ctx: PodContext, cand: Candidates, filt: FilterOutcome, prio: Priorities | None,
+          passed_idx: np.ndarray, zone_names: dict[int, str]) -> Table:
+    """Candidates best first, then the filtered-out ones with the filter's reason."""
+    t = Table(title=f"{ctx.namespace}/{ctx.name} ({ctx.agent or 'no agent'})", title_justify="left")
+    t.add_column("node")
+    t.add_column("zone")
+    t.add_column("GPUs free/alloc", justify="right")
+    applied = [x for x in TERMS if prio is not None and x in prio.terms]
+    for term in applied:
+        t.add_column(term, justify="right")
+    t.add_column("score", justify="right", style="bold")
+    t.add_column("filter")
+    parts = contributions(prio) if prio is not None else {}
+    order = np.argsort(-prio.scores, kind="stable") if prio is not None else range(len(passed_idx))
+    for j in order:
+        i = passed_idx[j]
+        cells = [f"{parts[x][j]:.2f}" for x in applied]
+        score = str(prio.scores[j]) if prio is not None else "-"
+        t.add_row(cand.names[i], zone_names.get(int(cand.zones[i]), "-"),
+                  f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}", *cells, score, "pass")
+    reasons = {**filt.failed, **filt.unresolvable}
+    for i in np.flatnonzero(~filt.passed):
+        name = cand.names[i]
+        t.add_row(name, zone_names.get(int(cand.zones[i]), "-"),
+                  f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}", *["-"] * len(applied), "-",
+                  f"[red]{reasons.get(name, 'filtered')}[/red]")
+    return t
+
+
+def render(console: Any, state: ClusterState, config: ExtenderConfig, pod_file: Path, name: str | None) -> None:
+    """`kinship explain`: run the server's filter and prioritize over every node of the snapshot."""
+    pod = load_pod_file(pod_file, name)
+    with state.lock:
+        try:
+            ctx = PodContext.of(pod, state)
+        except WireError as exc:
+            raise InputError(str(pod_file), [str(exc)]) from None
+        cand = candidates_from_names(state, state.node_names())
+        filt = run_filter(state, ctx, cand)
+        passed = np.flatnonzero(filt.passed)
+        prio = None
+        if passed.size:
+            prio = run_prioritize(state, ctx, _subset(cand, passed), config)
+        zone_names = {i: z for z, i in state.zones().items()}
+    for line in header_lines(ctx, prio):
+        console.print(line, highlight=False)
+    console.print(table(ctx, cand, filt, prio, passed, zone_names))
+    if prio is None:
+        console.print("[red]no node passes the extender's filter[/red]")
+    console.print("Built-in kube-scheduler filters (resources, taints, affinity) run before these.",
+                  style="dim")
+
+
+def _subset(cand: Candidates, idx: np.ndarray) -> Candidates:
+    return Candidates([cand.names[i] for i in idx], cand.slots[idx], cand.zones[idx],
+                      cand.gpu_alloc[idx], cand.gpu_free[idx])

@@ -1,0 +1,157 @@
+"""Lightweight views of Pods and Nodes: only the fields placement reads.
+
+Pods and Nodes arrive as full API objects (with managedFields, images, conditions...). Decoding them
+with msgspec into these structs skips everything else in C, which is what keeps /filter fast when
+kube-scheduler sends thousands of full Node objects. The same views decode watch events and
+snapshot files, so every mode reads objects one way.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+import msgspec
+
+from kinship.identity import agent_of
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+Quantity = str | int | float
+
+
+class OwnerReference(msgspec.Struct):
+    kind: str = ""
+    name: str = ""
+    controller: bool | None = None
+
+
+class ObjectMeta(msgspec.Struct):
+    name: str = ""
+    namespace: str | None = None
+    uid: str = ""
+    resourceVersion: str = ""
+    labels: dict[str, str] | None = None
+    ownerReferences: list[OwnerReference] | None = None
+
+
+class Resources(msgspec.Struct):
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class Container(msgspec.Struct):
+    name: str = ""
+    resources: Resources | None = None
+
+
+class PodSpec(msgspec.Struct):
+    nodeName: str | None = None
+    schedulerName: str | None = None
+    containers: list[Container] = []
+    initContainers: list[Container] | None = None
+
+
+class PodStatus(msgspec.Struct):
+    phase: str | None = None
+
+
+class Pod(msgspec.Struct):
+    metadata: ObjectMeta
+    spec: PodSpec
+    status: PodStatus | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+    @property
+    def key(self) -> str:
+        return self.metadata.uid or f"{self.namespace}/{self.metadata.name}"
+
+    @property
+    def agent(self) -> str | None:
+        owners = ((o.kind, o.name) for o in self.metadata.ownerReferences or ())
+        return agent_of(self.metadata.labels, owners)
+
+    @property
+    def terminated(self) -> bool:
+        return self.status is not None and self.status.phase in ("Succeeded", "Failed")
+
+
+class NodeStatus(msgspec.Struct):
+    allocatable: dict[str, Quantity] | None = None
+    capacity: dict[str, Quantity] | None = None
+
+
+class Node(msgspec.Struct):
+    metadata: ObjectMeta
+    status: NodeStatus | None = None
+
+    @property
+    def zone(self) -> str | None:
+        return (self.metadata.labels or {}).get(ZONE_LABEL)
+
+
+def pod_resource_request(pod: Pod, resource: str) -> float:
+    """Effective request of one resource, as the scheduler computes it.
+
+    max(sum over containers, max over init containers); a container that sets only a limit for an
+    extended resource requests that limit (extended resources cannot be overcommitted).
+    """
+    regular = sum(_container_request(c, resource) for c in pod.spec.containers)
+    init = max((_container_request(c, resource) for c in pod.spec.initContainers or ()), default=0.0)
+    return max(regular, init)
+
+
+def _container_request(container: Container, resource: str) -> float:
+    res = container.resources
+    if res is None:
+        return 0.0
+    value = (res.requests or {}).get(resource)
+    if value is None:
+        value = (res.limits or {}).get(resource)
+    return 0.0 if value is None else quantity(value)
+
+
+def node_allocatable(node: Node, resource: str) -> float:
+    status = node.status
+    if status is None:
+        return 0.0
+    value = (status.allocatable or {}).get(resource)
+    if value is None:  # a Node object written by hand may carry capacity only
+        value = (status.capacity or {}).get(resource)
+    return 0.0 if value is None else quantity(value)
+
+
+def quantity(value: Quantity) -> float:
+    """A Kubernetes quantity ("2", "500m", "1Gi") as a float in base units."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid quantity {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    return _parse_quantity_str(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_quantity_str(text: str) -> float:
+    # Quantities repeat across thousands of objects ("1", "8", "16Gi"): the cache makes the
+    # library's Decimal parser free on the request path. Plain numbers (every GPU count) skip the
+    # kubernetes client, whose import alone costs over a second of `kinship serve` start-up.
+    try:
+        plain = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(plain):
+            return plain
+        raise ValueError(f"invalid quantity {text!r}")
+    from kubernetes.utils.quantity import parse_quantity
+
+    try:
+        parsed: Decimal = parse_quantity(text)
+    except (ValueError, InvalidOperation, TypeError):
+        raise ValueError(f"invalid quantity {text!r}") from None
+    return float(parsed)

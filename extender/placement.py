@@ -1,0 +1,158 @@
+"""Placement decisions for one pod: gather arrays from the cache, apply the pure terms.
+
+Holds no state of its own. The caller holds `state.lock` so that every array read for one
+decision comes from the same version of the cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from extender import scoring, wire
+from extender.config import ExtenderConfig
+from extender.objects import GPU_RESOURCE, Pod, node_allocatable, pod_resource_request
+from extender.state import ClusterState
+from kinship.graph import Colocation, Neighbour
+
+TERMS = ("communication", "spread", "gpu")
+
+
+@dataclass(frozen=True, slots=True)
+class PodContext:
+    namespace: str
+    name: str
+    agent: str | None
+    gpus: float
+    neighbours: tuple[Neighbour, ...]
+
+    @classmethod
+    def of(cls, pod: Pod, state: ClusterState) -> PodContext:
+        try:
+            gpus = pod_resource_request(pod, GPU_RESOURCE)
+        except ValueError as exc:
+            raise wire.WireError(f"invalid Pod: {exc} - at `$.Pod.spec.containers[*].resources`") from None
+        agent = pod.agent
+        neighbours = state.neighbours(pod.namespace, agent) if agent else ()
+        return cls(pod.namespace, pod.metadata.name, agent, gpus, neighbours)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    names: list[str]
+    slots: NDArray[np.intp]  # -1: node unknown to the cache
+    zones: NDArray[np.intp]
+    gpu_alloc: NDArray[np.float64]
+    gpu_free: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def candidates_from_names(state: ClusterState, names: list[str]) -> Candidates:
+    """nodeCacheCapable: every fact about a node comes from the cache."""
+    slots = state.slots_of(names)
+    return Candidates(
+        names=names,
+        slots=slots,
+        zones=state.zone_id[slots],
+        gpu_alloc=state.gpu_alloc[slots],
+        gpu_free=state.gpu_alloc[slots] - state.gpu_used[slots],
+    )
+
+
+def candidates_from_nodes(state: ClusterState, items: list[msgspec.Raw]) -> Candidates:
+    """Full Node objects: labels and allocatable from the request (fresher than the watch),
+    pods from the cache; a node the cache has never seen simply hosts nothing yet."""
+    nodes = wire.decode_nodes(items)
+    names = [n.metadata.name for n in nodes]
+    slots = state.slot_or_missing(names)
+    try:
+        alloc = np.array([node_allocatable(n, GPU_RESOURCE) for n in nodes], dtype=np.float64)
+    except ValueError as exc:
+        raise wire.WireError(f"invalid Node: {exc} - at `$.Nodes.items[*].status.allocatable`") from None
+    used = np.where(slots >= 0, state.gpu_used[np.maximum(slots, 0)], 0.0)
+    zones = np.array([state.known_zone_index(n.zone) for n in nodes], dtype=np.intp)
+    return Candidates(names, slots, zones, alloc, alloc - used)
+
+
+def candidates(state: ClusterState, args: wire.ExtenderArgs) -> Candidates:
+    if args.node_names is not None:
+        return candidates_from_names(state, args.node_names)
+    return candidates_from_nodes(state, args.node_items or [])
+
+
+@dataclass(slots=True)
+class FilterOutcome:
+    passed: NDArray[np.bool_]
+    failed: dict[str, str] = field(default_factory=dict)  # preemption could help
+    unresolvable: dict[str, str] = field(default_factory=dict)  # preemption cannot help
+
+
+def run_filter(state: ClusterState, ctx: PodContext, cand: Candidates) -> FilterOutcome:
+    ok = scoring.gpu_fits(ctx.gpus, cand.gpu_free)
+    outcome = FilterOutcome(passed=ok.copy())
+    for i in np.flatnonzero(~ok):
+        outcome.failed[cand.names[i]] = (
+            f"insufficient {GPU_RESOURCE}: pod requests {ctx.gpus:g}, node has "
+            f"{max(cand.gpu_free[i], 0):g} free of {cand.gpu_alloc[i]:g}"
+        )
+    for peer in ctx.neighbours:
+        if peer.colocation is not Colocation.REQUIRED:
+            continue
+        peer_slots, _ = state.placement(ctx.namespace, peer.agent)
+        if peer_slots.size == 0:
+            continue  # peer not placed yet: whoever lands first picks the node
+        hosts = scoring.hosts_peer(cand.slots, peer_slots)
+        where = ", ".join(sorted(filter(None, map(state.node_name, peer_slots.tolist())))[:3])
+        for i in np.flatnonzero(~hosts & outcome.passed):
+            outcome.unresolvable[cand.names[i]] = (
+                f"Required co-location with agent {peer.agent!r}, which runs on {where}"
+            )
+        outcome.passed &= hosts
+    return outcome
+
+
+@dataclass(slots=True)
+class Priorities:
+    scores: NDArray[np.int64]
+    terms: dict[str, NDArray[np.float64]]  # applicable terms only, each in [0, 1]
+    weights: dict[str, float]
+    peers: list[tuple[Neighbour, list[str]]]  # neighbour and the nodes where it runs
+
+
+def run_prioritize(
+    state: ClusterState, ctx: PodContext, cand: Candidates, config: ExtenderConfig
+) -> Priorities:
+    weights = config.weights.model_dump()
+    terms: dict[str, NDArray[np.float64]] = {}
+    peers: list[tuple[Neighbour, list[str]]] = []
+
+    placements = []
+    for nb in ctx.neighbours:
+        slots, counts = state.placement(ctx.namespace, nb.agent)
+        if slots.size == 0 or nb.weight <= 0:
+            continue
+        placements.append(scoring.PeerPlacement(nb.weight, slots, counts, state.zone_id[slots]))
+        peers.append((nb, [n for n in map(state.node_name, slots.tolist()) if n]))
+    if placements:
+        raw = scoring.communication(
+            cand.slots, cand.zones, placements, config.same_zone_fraction,
+            state.capacity, state.zone_count,
+        )
+        comm = scoring.normalized(raw)
+        if comm is not None:
+            terms["communication"] = comm
+
+    if ctx.agent is not None:
+        own_slots, own_counts = state.placement(ctx.namespace, ctx.agent)
+        per_slot = np.zeros(state.capacity + 1)
+        per_slot[own_slots] = own_counts
+        terms["spread"] = scoring.spread(per_slot[np.where(cand.slots >= 0, cand.slots, -1)])
+
+    terms["gpu"] = scoring.gpu_preference(ctx.gpus, cand.gpu_alloc, cand.gpu_free)
+    scores = scoring.combine(terms, weights, len(cand))
+    return Priorities(scores, terms, weights, peers)

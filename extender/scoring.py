@@ -1,0 +1,113 @@
+"""Pure scoring and filtering terms over candidate nodes.
+
+Every function takes plain numpy arrays indexed by candidate (or by cache slot) and returns an
+array, so each term is testable with a handful of numbers and costs O(candidates + peer pods).
+Terms return values in [0, 1] meaning "how good is this node for this term"; `combine` turns them
+into the extender's 0..10 integer scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+MAX_EXTENDER_PRIORITY = 10  # k8s.io/kube-scheduler/extender/v1.MaxExtenderPriority
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerPlacement:
+    """Where one graph neighbour runs: cache slots, pods per slot, and each slot's zone id."""
+
+    weight: float
+    slots: IntArray
+    counts: FloatArray
+    zones: IntArray
+
+
+def communication(
+    cand_slots: IntArray,
+    cand_zones: IntArray,
+    peers: Sequence[PeerPlacement],
+    same_zone_fraction: float,
+    n_slots: int,
+    n_zones: int,
+) -> FloatArray:
+    """Expected share of this pod's weighted traffic that stays close, per candidate.
+
+    For each peer agent, traffic is assumed to spread evenly over its pods (a Service's default
+    load balancing), so a candidate scores weight * (pods on that node + f * other pods in its
+    zone) / all pods of the peer. That is linear in the pods, so all peers accumulate into one
+    per-slot and one per-zone vector before a single gather over candidates.
+    Unknown candidates (slot -1) host nothing; candidates without a zone only count their node.
+    """
+    node_acc = np.zeros(n_slots + 1)
+    zone_acc = np.zeros(n_zones + 1)
+    for peer in peers:
+        total = peer.counts.sum()
+        if total <= 0:
+            continue
+        share = peer.counts * (peer.weight / total)
+        node_acc[peer.slots] += share  # slots are unique per peer
+        zoned = peer.zones >= 0
+        zone_acc += np.bincount(peer.zones[zoned], weights=share[zoned], minlength=n_zones + 1)
+    # Index n_slots / n_zones are the "nowhere" buckets for unknown slots and zones.
+    node_part = node_acc[np.where(cand_slots >= 0, cand_slots, n_slots)]
+    zone_idx = np.where(cand_zones >= 0, cand_zones, n_zones)
+    zone_acc[n_zones] = 0.0
+    zone_part = np.where(cand_zones >= 0, zone_acc[zone_idx], node_part)
+    return (1.0 - same_zone_fraction) * node_part + same_zone_fraction * zone_part
+
+
+def spread(same_agent_counts: FloatArray) -> FloatArray:
+    """Replicas of one agent avoid sharing a node: 1 where none run, 0 on the most crowded."""
+    most = same_agent_counts.max(initial=0.0)
+    if most <= 0:
+        return np.ones_like(same_agent_counts)
+    return 1.0 - same_agent_counts / most
+
+
+def gpu_preference(pod_gpus: float, gpu_alloc: FloatArray, gpu_free: FloatArray) -> FloatArray:
+    """Non-GPU pods avoid GPU nodes; GPU pods prefer the tightest fit (least fragmentation).
+
+    Tightest fit is requested/free: a node left with no idle GPU scores 1.
+    """
+    if pod_gpus <= 0:
+        return np.where(gpu_alloc > 0, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gpu_free >= pod_gpus, pod_gpus / gpu_free, 0.0)
+
+
+def gpu_fits(pod_gpus: float, gpu_free: FloatArray) -> NDArray[np.bool_]:
+    if pod_gpus <= 0:
+        return np.ones(gpu_free.shape, dtype=bool)
+    return gpu_free >= pod_gpus
+
+
+def hosts_peer(cand_slots: IntArray, peer_slots: IntArray) -> NDArray[np.bool_]:
+    """Required co-location: the candidate already runs a pod of the peer."""
+    return np.isin(cand_slots, peer_slots) & (cand_slots >= 0)
+
+
+def normalized(term: FloatArray) -> FloatArray | None:
+    """Scale a raw term so the best candidate gets 1; None when no candidate has any signal."""
+    best = term.max(initial=0.0)
+    if best <= 0:
+        return None
+    return term / best
+
+
+def combine(terms: Mapping[str, FloatArray], weights: Mapping[str, float], n: int) -> NDArray[np.int64]:
+    """Weighted mean of the applicable terms, as 0..10 integers (the extender's score range)."""
+    total_weight = sum(weights[name] for name in terms)
+    if total_weight <= 0:
+        return np.zeros(n, dtype=np.int64)
+    acc = np.zeros(n)
+    for name, values in terms.items():
+        acc += weights[name] * values
+    return np.rint(acc * (MAX_EXTENDER_PRIORITY / total_weight)).astype(np.int64)

@@ -1,0 +1,141 @@
+"""The `kinship` command line. Bad input exits 2 with the file and field named, no traceback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kinship.errors import InputError
+
+app = typer.Typer(
+    name="kinship",
+    help="Relation-aware placement for fleets of AI agents on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("kinship")
+
+SnapshotOpt = Annotated[
+    Path | None,
+    typer.Option("--snapshot", help="`kubectl get nodes,pods -A -o json` output (offline mode)."),
+]
+GraphOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--graph", help="AgentGraph YAML file; repeat for several (offline mode)."),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Extender config YAML (weights...).")]
+
+
+def _fail(exc: InputError) -> typer.Exit:
+    typer.echo(f"error: {exc.render()}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def serve(
+    snapshot: SnapshotOpt = None,
+    graph: GraphOpt = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(envvar="KUBECONFIG", help="Cluster mode: kubeconfig (in-cluster config first when in a pod)."),
+    ] = None,
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8888,
+    log_level: Annotated[str, typer.Option(help="debug logs every score breakdown.")] = "info",
+    log_format: Annotated[str, typer.Option(help="auto | text | json")] = "auto",
+) -> None:
+    """Serve the extender API: offline from files (--snapshot) or from the cluster (watches)."""
+    from kinship.logs import configure
+
+    if log_format not in ("auto", "text", "json"):
+        raise typer.BadParameter("must be auto, text or json", param_hint="--log-format")
+    configure(log_level, log_format)  # type: ignore[arg-type]
+
+    from extender.config import load_config
+
+    try:
+        cfg = load_config(config)
+        if snapshot is not None:
+            from extender.offline import build_state
+
+            state = build_state(snapshot, graph or [], cfg.observed_fraction)
+            log.info("offline mode: %s", state.sizes())
+        else:
+            if graph:
+                raise InputError("--graph", ["graph files are for offline mode; add --snapshot"])
+            state = _cluster_state(kubeconfig, cfg.observed_fraction)
+    except InputError as exc:
+        raise _fail(exc) from None
+
+    import uvicorn
+
+    from extender.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(state, cfg), host=host, port=port, access_log=False, log_config=None,
+                       loop="uvloop", http="httptools")
+    )
+    server.run()
+
+
+def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
+    from kubernetes import client, config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    from extender import kube_sync
+    from extender.state import ClusterState
+
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            kube_config.load_incluster_config(client_configuration=configuration)
+            source = "in-cluster config"
+        else:
+            kube_config.load_kube_config(
+                config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
+            )
+            source = str(kubeconfig or "~/.kube/config")
+    except (ConfigException, OSError) as exc:
+        raise InputError(str(kubeconfig or "kubeconfig"), [f"cannot load Kubernetes config: {exc}"]) from None
+    state = ClusterState(observed_fraction=observed_fraction)
+    kube_sync.start(state, client.ApiClient(configuration))
+    log.info("cluster mode via %s: watching nodes, pods, agentgraphs", source)
+    return state
+
+
+@app.command()
+def explain(
+    pod: Annotated[Path, typer.Option("--pod", help="Pod (or Deployment/StatefulSet/Job) YAML to place.")],
+    snapshot: Annotated[Path, typer.Option("--snapshot", help="`kubectl get nodes,pods -A -o json` output.")],
+    graph: GraphOpt = None,
+    config: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="Which object of a multi-document --pod file.")] = None,
+) -> None:
+    """Show how each candidate node scores for a pod, term by term, and why nodes are filtered."""
+    from rich.console import Console
+
+    from extender.config import load_config
+    from extender.explain import render
+    from extender.offline import build_state
+
+    try:
+        cfg = load_config(config)
+        state = build_state(snapshot, graph or [], cfg.observed_fraction)
+        render(Console(), state, cfg, pod, name)
+    except InputError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m kinship`
+    app(prog_name="kinship")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The HTTP API with payloads shaped exactly as kube-scheduler posts them, in both node-cache modes."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests import objects as k
+from tests.conftest import NODES, args
+
+BOTH_MODES = pytest.mark.parametrize("full_nodes", [False, True], ids=["NodeNames", "Nodes"])
+
+
+def scores(client: TestClient, pod, names=None, full_nodes=False) -> dict[str, int]:
+    r = client.post("/prioritize", json=args(pod, names, full_nodes=full_nodes))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert all(set(hp) == {"Host", "Score"} and 0 <= hp["Score"] <= 10 for hp in body)
+    return {hp["Host"]: hp["Score"] for hp in body}
+
+
+@BOTH_MODES
+def test_chatty_peers_node_scores_10_and_gpu_nodes_lose(client: TestClient, full_nodes: bool) -> None:
+    docs = k.pod("docs-agent-5d8f7c9b64-q", "ops", deployment="docs-agent")
+    got = scores(client, docs, full_nodes=full_nodes)
+    assert got["n-a1"] == 10  # the orchestrator runs there
+    assert got["n-a2"] > got["gpu-a1"]  # same zone as the orchestrator, but no GPU squatting
+    assert got["n-a2"] > got["n-b1"] > got["gpu-b1"]
+    assert max(got, key=got.__getitem__) == "n-a1"
+
+
+@BOTH_MODES
+def test_orchestrator_replica_prefers_its_chattiest_peer(client: TestClient, full_nodes: bool) -> None:
+    orch = k.pod("orchestrator-5d8f7c9b64-x9", "ops", deployment="orchestrator")
+    got = scores(client, orch, full_nodes=full_nodes)
+    # argocd-agent (weight 50) runs on n-b1; our own replica on n-a1 pushes away from there
+    assert got["n-b1"] == 10
+    assert got["n-b1"] > got["n-a1"]
+
+
+def test_modes_agree(client: TestClient) -> None:
+    pod = k.pod("researcher-1", "research", agent_label="researcher")
+    assert scores(client, pod) == scores(client, pod, full_nodes=True)
+
+
+def test_pod_without_agent_gets_gpu_term_only_and_every_node_passes(client: TestClient) -> None:
+    bare = k.pod("bare", "default")
+    got = scores(client, bare)
+    assert {n for n, s in got.items() if s == 10} == {"n-a1", "n-a2", "n-b1", "n-b2", "n-c1"}
+    assert got["gpu-a1"] == got["gpu-b1"] == 0
+    r = client.post("/filter", json=args(bare))
+    assert r.status_code == 200
+    assert len(r.json()["NodeNames"]) == len(NODES)
+
+
+def test_gpu_pod_prefers_tightest_fit_and_filter_drops_too_small(client: TestClient) -> None:
+    gpu_pod = k.pod("trainer", "research", agent_label="trainer", gpus=4)
+    got = scores(client, gpu_pod)
+    assert got["gpu-b1"] > got["gpu-a1"]  # 4 of 4 free (succeeded pod frees them) vs 4 of 6 free
+    big = k.pod("big", "research", agent_label="big", gpus=6)
+    r = client.post("/filter", json=args(big))
+    body = r.json()
+    assert body["NodeNames"] == ["gpu-a1"]
+    assert "insufficient nvidia.com/gpu" in body["FailedNodes"]["gpu-b1"]
+    assert body["FailedAndUnresolvableNodes"] == {}
+    assert body["Error"] == "" and body["Nodes"] is None
+
+
+def test_required_colocation_filters_once_peer_is_placed(client: TestClient) -> None:
+    reviewer = k.pod("reviewer-1", "research", agent_label="reviewer")
+    body = client.post("/filter", json=args(reviewer)).json()
+    assert body["NodeNames"] == ["gpu-a1"]  # the executor's node
+    assert "Required co-location with agent 'executor'" in body["FailedAndUnresolvableNodes"]["n-a1"]
+
+
+def test_nodes_mode_answers_with_the_full_node_objects(client: TestClient) -> None:
+    reviewer = k.pod("reviewer-1", "research", agent_label="reviewer")
+    body = client.post("/filter", json=args(reviewer, full_nodes=True)).json()
+    assert body["NodeNames"] is None
+    assert [n["metadata"]["name"] for n in body["Nodes"]["items"]] == ["gpu-a1"]
+    assert body["Nodes"]["items"][0] == next(n for n in NODES if n["metadata"]["name"] == "gpu-a1")
+
+
+def test_nodes_mode_accepts_nodes_unknown_to_the_cache(client: TestClient) -> None:
+    fresh = k.node("n-new", "zone-a")
+    pod = k.pod("docs-agent-5d8f7c9b64-q", "ops", deployment="docs-agent")
+    body = {"Pod": pod, "Nodes": {"items": [NODES[0], fresh]}, "NodeNames": None}
+    r = client.post("/prioritize", json=body)
+    assert r.status_code == 200
+    assert {hp["Host"]: hp["Score"] for hp in r.json()} == {"n-a1": 10, "n-new": 8}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{not json", "invalid ExtenderArgs"),
+        (b"[]", "Expected `object`"),
+        (b'{"NodeNames": ["n-a1"]}', "missing `Pod`"),
+        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}}', "neither `Nodes` nor `NodeNames`"),
+        (b'{"Pod": {"metadata": {"name": 5}, "spec": {}}, "NodeNames": []}', "$.Pod.metadata.name"),
+        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "NodeNames": "n-a1"}', "$.NodeNames"),
+        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "NodeNames": ["n-a1", "ghost"]}', "unknown node names"),
+        (b'{"Pod": {"metadata": {}, "spec": {}}, "NodeNames": []}', "metadata.name"),
+        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "lots"}}}]}}, "NodeNames": []}',
+         "invalid quantity 'lots'"),
+        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "Nodes": {"items": [{"metadata": {"name": 1}}]}}',
+         "$.Nodes.items[0].metadata.name"),
+    ],
+)
+@pytest.mark.parametrize("verb", ["filter", "prioritize"])
+def test_bad_input_is_a_400_naming_the_problem(client: TestClient, verb: str, body: bytes, needle: str) -> None:
+    r = client.post(f"/{verb}", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert needle in r.json()["error"]
+    assert client.post(f"/{verb}", json=args(k.pod("ok", "ops"))).status_code == 200  # still serving
+
+
+def test_oversized_body_is_413(cluster_files) -> None:
+    from extender.app import create_app
+    from extender.config import ExtenderConfig
+    from extender.offline import build_state
+
+    snap, graphs = cluster_files
+    app = create_app(build_state(snap, [graphs], 0.5), ExtenderConfig(max_request_bytes=1024))
+    client = TestClient(app)
+    r = client.post("/prioritize", json=args(k.pod("p", "ops")))  # a full pod is over 1 KiB
+    assert r.status_code == 413
+    assert "1024 bytes" in r.json()["error"]
+    # chunked upload without a content-length is cut off too
+    r = client.post("/prioritize", content=iter([b"x" * 700, b"x" * 700]))
+    assert r.status_code == 413
+
+
+def test_health_and_metrics(client: TestClient) -> None:
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    client.post("/prioritize", json=args(k.pod("docs", "ops", deployment="docs-agent")))
+    client.post("/filter", content=b"{")
+    text = client.get("/metrics").text
+    assert 'kinship_extender_requests_total{code="200",verb="prioritize"} 1.0' in text
+    assert 'kinship_extender_requests_total{code="400",verb="filter"} 1.0' in text
+    assert 'kinship_extender_request_duration_seconds_bucket{le="0.0005",verb="prioritize"}' in text
+    assert 'kinship_extender_cache_objects{kind="nodes"} 7.0' in text
+    assert 'kinship_extender_cache_objects{kind="pods"} 6.0' in text  # the Succeeded pod is not held
+    assert "kinship_extender_placements_scored_total 1.0" in text
+    assert "kinship_extender_cache_synced 1.0" in text
+
+
+def test_readyz_is_503_until_synced() -> None:
+    from extender.app import create_app
+    from extender.config import ExtenderConfig
+    from extender.state import ClusterState
+
+    state = ClusterState()
+    state.expect("nodes", "pods")
+    client = TestClient(create_app(state, ExtenderConfig()))
+    r = client.get("/readyz")
+    assert r.status_code == 503 and "nodes, pods" in r.text
+    assert client.get("/livez").status_code == 200
+    state.mark_synced("nodes")
+    state.mark_synced("pods")
+    assert client.get("/readyz").status_code == 200

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from extender import scoring
+from extender.scoring import PeerPlacement
+
+
+def peer(weight, slots, counts, zones):
+    return PeerPlacement(weight, np.array(slots, np.intp), np.array(counts, float), np.array(zones, np.intp))
+
+
+def test_communication_same_node_beats_same_zone_beats_elsewhere() -> None:
+    # slots 0,1 in zone 0; slot 2 in zone 1; peer runs on slot 0
+    cand_slots = np.array([0, 1, 2])
+    cand_zones = np.array([0, 0, 1])
+    got = scoring.communication(cand_slots, cand_zones, [peer(1.0, [0], [1], [0])], 0.5, n_slots=3, n_zones=2)
+    assert got.tolist() == [1.0, 0.5, 0.0]
+
+
+def test_communication_splits_traffic_over_peer_replicas_and_adds_peers() -> None:
+    cand_slots = np.array([0, 1, 2])
+    cand_zones = np.array([0, 0, 1])
+    peers = [peer(1.0, [0, 2], [1, 1], [0, 1]),  # half the traffic to slot 0, half to slot 2
+             peer(0.5, [1], [2], [0])]
+    got = scoring.communication(cand_slots, cand_zones, peers, 0.5, n_slots=3, n_zones=2)
+    # slot0: p1 0.5 + p2 zone 0.5*0.5 = 0.75; slot1: p1 zone .5*.5 + p2 .5 = 0.75; slot2: p1 .5
+    np.testing.assert_allclose(got, [0.75, 0.75, 0.5])
+
+
+def test_communication_unknown_nodes_and_zoneless_nodes() -> None:
+    cand_slots = np.array([-1, 0, 1])
+    cand_zones = np.array([-2, -1, -1])  # unknown node; two nodes without zone labels
+    got = scoring.communication(cand_slots, cand_zones, [peer(1.0, [0], [1], [-1])], 0.5, n_slots=2, n_zones=0)
+    assert got.tolist() == [0.0, 1.0, 0.0]  # zoneless: same node counts fully, no zone credit
+
+
+def test_spread_prefers_nodes_without_replicas() -> None:
+    assert scoring.spread(np.array([0.0, 1.0, 2.0])).tolist() == [1.0, 0.5, 0.0]
+    assert scoring.spread(np.zeros(3)).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_gpu_non_gpu_pods_avoid_gpu_nodes() -> None:
+    got = scoring.gpu_preference(0, np.array([0.0, 8.0, 4.0]), np.array([0.0, 8.0, 0.0]))
+    assert got.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_gpu_pods_prefer_tightest_fit() -> None:
+    alloc = np.array([8.0, 8.0, 4.0, 0.0])
+    free = np.array([8.0, 2.0, 1.0, 0.0])
+    got = scoring.gpu_preference(2, alloc, free)
+    assert got.tolist() == [0.25, 1.0, 0.0, 0.0]
+    assert scoring.gpu_fits(2, free).tolist() == [True, True, False, False]
+    assert scoring.gpu_fits(0, free).all()
+
+
+def test_hosts_peer_ignores_unknown_slots() -> None:
+    assert scoring.hosts_peer(np.array([3, -1, 5]), np.array([5, 7])).tolist() == [False, False, True]
+
+
+def test_normalized_best_is_one_and_no_signal_is_none() -> None:
+    assert scoring.normalized(np.array([0.0, 0.25, 0.5])).tolist() == [0.0, 0.5, 1.0]
+    assert scoring.normalized(np.zeros(2)) is None
+
+
+def test_combine_is_a_weighted_mean_on_0_to_10() -> None:
+    terms = {"communication": np.array([1.0, 0.5, 0.0]), "gpu": np.array([1.0, 1.0, 0.0])}
+    got = scoring.combine(terms, {"communication": 3.0, "gpu": 1.0, "spread": 9.0}, 3)
+    assert got.tolist() == [10, 6, 0]  # (3*.5 + 1)/4*10 = 6.25 -> 6; spread not applicable
+    assert scoring.combine({}, {"gpu": 1.0}, 2).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_communication_fraction_extremes(fraction: float) -> None:
+    got = scoring.communication(np.array([0, 1]), np.array([0, 0]), [peer(1.0, [0], [1], [0])], fraction, 2, 1)
+    assert got.tolist() == [1.0, fraction]
