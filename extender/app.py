@@ -47,6 +47,7 @@ def create_app(state: ClusterState, config: ExtenderConfig) -> FastAPI:
     metrics = ExtenderMetrics(state)
     app.state.metrics = metrics
     limit = config.max_request_bytes
+    resolver = placement.NameResolver()
 
     def verb(name: str, handle: Callable[[wire.ExtenderArgs], bytes]) -> Callable[[Request], Awaitable[Response]]:
         latency = metrics.latency.labels(name)
@@ -73,22 +74,23 @@ def create_app(state: ClusterState, config: ExtenderConfig) -> FastAPI:
 
     def do_filter(args: wire.ExtenderArgs) -> bytes:
         ctx = placement.PodContext.of(args.pod, state)
-        cand = placement.candidates(state, args)
+        cand = placement.candidates(state, args, resolver)
         out = placement.run_filter(state, ctx, cand)
         if out.failed:
             metrics.filtered_out.labels("gpu").inc(len(out.failed))
         if out.unresolvable:
             metrics.filtered_out.labels("colocation").inc(len(out.unresolvable))
-        return wire.encode_filter(args, np.flatnonzero(out.passed).tolist(), out.failed, out.unresolvable)
+        passed = np.flatnonzero(out.passed).tolist()
+        return wire.encode_filter(args, cand.names, passed, out.failed, out.unresolvable)
 
     def do_prioritize(args: wire.ExtenderArgs) -> bytes:
         ctx = placement.PodContext.of(args.pod, state)
-        cand = placement.candidates(state, args)
+        cand = placement.candidates(state, args, resolver)
         prio = placement.run_prioritize(state, ctx, cand, config)
         metrics.placements.inc()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("\n".join(breakdown_lines(ctx, cand, prio)))
-        return wire.encode_priorities(cand.names, prio.scores.tolist())
+        return wire.encode_priorities(cand.names, prio.scores, cand.names_safe)
 
     app.add_api_route("/filter", verb("filter", do_filter), methods=["POST"])
     app.add_api_route("/prioritize", verb("prioritize", do_prioritize), methods=["POST"])

@@ -32,6 +32,9 @@ from extender.scoring import MAX_EXTENDER_PRIORITY
 from kinship.graph import Colocation
 
 
+_SHORT = {"communication": "comm"}
+
+
 def contributions(prio: Priorities) -> dict[str, np.ndarray]:
     """Each applicable term's share of the 0..10 score (they add up to the unrounded score)."""
     total = sum(prio.weights[t] for t in prio.terms)
@@ -52,7 +55,9 @@ def header_lines(ctx: PodContext, prio: Priorities | None) -> Iterator[str]:
         yield f"  peer {nb.agent}: weight {nb.weight:.2f}{req}; runs on {where}"
     if prio is not None:
         weights = ", ".join(f"{t}={prio.weights[t]:g}" for t in TERMS if t in prio.terms)
-        yield f"  terms applied (weight): {weights}"
+        yield f"  terms applied (weight): {weights or 'none'}"
+        if prio.uniform:
+            yield f"  same on every node, so not applied: {', '.join(prio.uniform)}"
 
 
 def breakdown_lines(ctx: PodContext, cand: Candidates, prio: Priorities) -> list[str]:
@@ -70,10 +75,10 @@ def table(ctx: PodContext, cand: Candidates, filt: FilterOutcome, prio: Prioriti
     t = Table(title=f"{ctx.namespace}/{ctx.name} ({ctx.agent or 'no agent'})", title_justify="left")
     t.add_column("node")
     t.add_column("zone")
-    t.add_column("GPUs free/alloc", justify="right")
+    t.add_column("GPU free/all", justify="right")
     applied = [x for x in TERMS if prio is not None and x in prio.terms]
     for term in applied:
-        t.add_column(term, justify="right")
+        t.add_column(_SHORT.get(term, term), justify="right")
     t.add_column("score", justify="right", style="bold")
     t.add_column("filter")
     parts = contributions(prio) if prio is not None else {}
@@ -84,13 +89,17 @@ def table(ctx: PodContext, cand: Candidates, filt: FilterOutcome, prio: Prioriti
         score = str(prio.scores[j]) if prio is not None else "-"
         t.add_row(cand.names[i], zone_names.get(int(cand.zones[i]), "-"),
                   f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}", *cells, score, "pass")
+    for i in np.flatnonzero(~filt.passed):
+        t.add_row(cand.names[i], zone_names.get(int(cand.zones[i]), "-"),
+                  f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}", *["-"] * len(applied), "-",
+                  "[red]filtered[/red]")
+    return t
+
+
+def filter_lines(cand: Candidates, filt: FilterOutcome) -> Iterator[str]:
     reasons = {**filt.failed, **filt.unresolvable}
     for i in np.flatnonzero(~filt.passed):
-        name = cand.names[i]
-        t.add_row(name, zone_names.get(int(cand.zones[i]), "-"),
-                  f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}", *["-"] * len(applied), "-",
-                  f"[red]{reasons.get(name, 'filtered')}[/red]")
-    return t
+        yield f"  {cand.names[i]}: {reasons.get(cand.names[i], 'filtered')}"
 
 
 def render(console: Any, state: ClusterState, config: ExtenderConfig, pod_file: Path, name: str | None) -> None:
@@ -111,6 +120,10 @@ def render(console: Any, state: ClusterState, config: ExtenderConfig, pod_file: 
     for line in header_lines(ctx, prio):
         console.print(line, highlight=False)
     console.print(table(ctx, cand, filt, prio, passed, zone_names))
+    if not filt.passed.all():
+        console.print("filtered out by the extender:")
+        for line in filter_lines(cand, filt):
+            console.print(line, highlight=False, soft_wrap=True)
     if prio is None:
         console.print("[red]no node passes the extender's filter[/red]")
     console.print("Built-in kube-scheduler filters (resources, taints, affinity) run before these.",

@@ -58,6 +58,8 @@ class ClusterState:
         self._graphs: dict[tuple[str, str], AgentGraph] = {}
         self._adjacency: dict[str, dict[str, tuple[Neighbour, ...]]] = {}
         self._synced: dict[str, bool] = {}
+        # Bumped whenever a node gets or loses a slot: anything caching name -> slot checks it.
+        self.node_generation = 0
 
     # ---- readiness -------------------------------------------------------------------------
     def expect(self, *kinds: str) -> None:
@@ -94,6 +96,7 @@ class ClusterState:
             slot = self._slot.get(name)
             if slot is None:
                 slot = self._allocate_slot()
+                self.node_generation += 1
                 self._slot[name] = slot
                 self._names[slot] = name
                 self.gpu_used[slot] = sum(self._pods[k].gpu for k in self._node_pods.get(name, ()))
@@ -105,6 +108,7 @@ class ClusterState:
             slot = self._slot.pop(name, None)
             if slot is None:
                 return
+            self.node_generation += 1
             self._names[slot] = None
             self.zone_id[slot] = NO_ZONE
             self.gpu_alloc[slot] = 0.0

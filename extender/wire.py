@@ -8,8 +8,11 @@ sent, without re-encoding them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 from extender.objects import Node, Pod
 
@@ -23,9 +26,12 @@ class _NodeListIn(msgspec.Struct):
 
 
 class _ExtenderArgs(msgspec.Struct):
-    Pod: msgspec.Raw = msgspec.Raw()  # Raw cannot be in a union; empty means absent
+    # Raw cannot be in a union: an empty Raw means absent, b"null" means null.
+    Pod: msgspec.Raw = msgspec.Raw()
     Nodes: _NodeListIn | None = None
-    NodeNames: list[str] | None = None
+    # Kept raw: consecutive calls usually carry the very same list, which the cache recognizes
+    # by its bytes without decoding thousands of strings again.
+    NodeNames: msgspec.Raw = msgspec.Raw()
 
 
 class _NodeListOut(msgspec.Struct):
@@ -51,15 +57,12 @@ class HostPriority(msgspec.Struct, array_like=False):
 @dataclass(frozen=True, slots=True)
 class ExtenderArgs:
     pod: Pod
-    node_names: list[str] | None  # nodeCacheCapable: true
+    node_names_raw: bytes | None  # nodeCacheCapable: true (a JSON array of names)
     node_items: list[msgspec.Raw] | None  # nodeCacheCapable: false (full Node objects)
-
-    @property
-    def cache_mode(self) -> bool:
-        return self.node_items is None
 
 
 _args_decoder = msgspec.json.Decoder(_ExtenderArgs)
+_names_decoder = msgspec.json.Decoder(list[str])
 _pod_decoder = msgspec.json.Decoder(Pod)
 _node_decoder = msgspec.json.Decoder(Node)
 _encoder = msgspec.json.Encoder()
@@ -78,11 +81,18 @@ def decode_args(body: bytes) -> ExtenderArgs:
         raise WireError(f"invalid Pod: {_at(exc, '$.Pod')}") from None
     if not pod.metadata.name:
         raise WireError("invalid Pod: missing `metadata.name` - at `$.Pod.metadata.name`")
-    if args.NodeNames is not None:
-        return ExtenderArgs(pod=pod, node_names=args.NodeNames, node_items=None)
+    if args.NodeNames and bytes(args.NodeNames) != b"null":
+        return ExtenderArgs(pod=pod, node_names_raw=bytes(args.NodeNames), node_items=None)
     if args.Nodes is not None:
-        return ExtenderArgs(pod=pod, node_names=None, node_items=args.Nodes.items or [])
+        return ExtenderArgs(pod=pod, node_names_raw=None, node_items=args.Nodes.items or [])
     raise WireError("invalid ExtenderArgs: neither `Nodes` nor `NodeNames` is set")
+
+
+def decode_node_names(raw: bytes) -> list[str]:
+    try:
+        return _names_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise WireError(f"invalid ExtenderArgs: {_at(exc, '$.NodeNames')}") from None
 
 
 def decode_nodes(items: list[msgspec.Raw]) -> list[Node]:
@@ -99,12 +109,15 @@ def decode_nodes(items: list[msgspec.Raw]) -> list[Node]:
 
 
 def _at(exc: msgspec.DecodeError, prefix: str) -> str:
-    # msgspec paths start at `$` of the sub-document; re-root them at the request body.
-    return str(exc).replace("`$", f"`{prefix}", 1)
+    # msgspec paths start at `$` of the sub-document; re-root them at the request body. An error
+    # at the sub-document's root carries no path at all.
+    text = str(exc)
+    return text.replace("`$", f"`{prefix}", 1) if "`$" in text else f"{text} - at `{prefix}`"
 
 
 def encode_filter(
     args: ExtenderArgs,
+    names: list[str],
     passed: list[int],
     failed: dict[str, str],
     unresolvable: dict[str, str],
@@ -112,7 +125,6 @@ def encode_filter(
     """Answer in the request's mode: with nodeCacheCapable=false kube-scheduler reads only
     `Nodes`, and a reply carrying only NodeNames would silently drop every node."""
     if args.node_items is None:
-        names = args.node_names or []
         result = _FilterResult(None, [names[i] for i in passed], failed, unresolvable)
     else:
         items = args.node_items
@@ -120,8 +132,30 @@ def encode_filter(
     return _encoder.encode(result)
 
 
-def encode_priorities(names: list[str], scores: list[int]) -> bytes:
-    return _encoder.encode(list(map(HostPriority, names, scores)))
+def json_safe(names: list[str]) -> bool:
+    """True when no name needs escaping in a JSON string (node names are DNS subdomains)."""
+    text = "".join(names)
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def encode_priorities(names: list[str], scores: NDArray[np.int64], names_safe: bool | None = None) -> bytes:
+    """HostPriorityList. kube-scheduler reads it as a map, so hosts are grouped by score (0..10)
+    and each group is built with one C-level join: at 5,000 nodes that is several times faster
+    than encoding 5,000 objects one by one."""
+    if names_safe is None:
+        names_safe = json_safe(names)
+    if len(names) < 2 or not names_safe:
+        return _encoder.encode([HostPriority(n, s) for n, s in zip(names, scores.tolist(), strict=True)])
+    order = itemgetter(*np.argsort(scores, kind="stable").tolist())(names)
+    counts = np.bincount(scores, minlength=1).tolist()
+    parts: list[str] = []
+    start = 0
+    for value, count in enumerate(counts):
+        if count:
+            group = order[start : start + count]
+            parts.append('{"Host":"' + f'","Score":{value}}},{{"Host":"'.join(group) + f'","Score":{value}}}')
+            start += count
+    return ("[" + ",".join(parts) + "]").encode()
 
 
 def encode_error_result(message: str) -> bytes:

@@ -87,7 +87,8 @@ def test_nodes_mode_accepts_nodes_unknown_to_the_cache(client: TestClient) -> No
     body = {"Pod": pod, "Nodes": {"items": [NODES[0], fresh]}, "NodeNames": None}
     r = client.post("/prioritize", json=body)
     assert r.status_code == 200
-    assert {hp["Host"]: hp["Score"] for hp in r.json()} == {"n-a1": 10, "n-new": 8}
+    # n-new is in the orchestrator's zone: half the communication credit; other terms are uniform
+    assert {hp["Host"]: hp["Score"] for hp in r.json()} == {"n-a1": 10, "n-new": 5}
 
 
 @pytest.mark.parametrize(
@@ -161,3 +162,13 @@ def test_readyz_is_503_until_synced() -> None:
     state.mark_synced("nodes")
     state.mark_synced("pods")
     assert client.get("/readyz").status_code == 200
+
+
+def test_terms_equal_on_every_node_do_not_compress_the_scores(client: TestClient) -> None:
+    # No reviewer runs yet (spread is uniform); only non-GPU candidates (gpu is uniform):
+    # communication alone decides, so the full 0..10 range is used.
+    reviewer = k.pod("reviewer-9", "research", agent_label="reviewer-free")
+    researcher = k.pod("researcher-1", "research", agent_label="researcher")
+    got = scores(client, researcher, ["n-b2", "n-b1", "n-c1"])
+    assert got == {"n-b2": 10, "n-b1": 5, "n-c1": 0}
+    assert set(scores(client, reviewer, ["n-b2", "n-c1"]).values()) == {0}
