@@ -26,11 +26,13 @@ class Cluster:
     probe_pods: list[dict[str, Any]]  # pending pods of graph agents, to post in ExtenderArgs
 
 
-def build(dir: Path, nodes: int, agents: int = 300, team_size: int = 30, filler_per_node: int = 2,
-          seed: int = 7) -> Cluster:
+def build(
+    dir: Path, nodes: int, agents: int = 300, team_size: int = 30, filler_per_node: int = 2, seed: int = 7
+) -> Cluster:
     rng = random.Random(seed)
-    node_objs = [k.node(f"node-{i:05d}", ZONES[i % len(ZONES)], gpus=8 if i % 10 == 0 else 0)
-                 for i in range(nodes)]
+    node_objs = [
+        k.node(f"node-{i:05d}", ZONES[i % len(ZONES)], gpus=8 if i % 10 == 0 else 0) for i in range(nodes)
+    ]
     names = [n["metadata"]["name"] for n in node_objs]
     pods: list[dict[str, Any]] = []
     graphs: list[dict[str, Any]] = []
@@ -50,8 +52,15 @@ def build(dir: Path, nodes: int, agents: int = 300, team_size: int = 30, filler_
             probes.append(k.pod(f"{agent}-pending", ns, agent_label=agent))
     for i, name in enumerate(names):
         for f in range(filler_per_node):
-            pods.append(k.pod(f"filler-{i}-{f}", "default", node_name=name, app_name=f"svc-{i % 50}",
-                              scheduler="default-scheduler"))
+            pods.append(
+                k.pod(
+                    f"filler-{i}-{f}",
+                    "default",
+                    node_name=name,
+                    app_name=f"svc-{i % 50}",
+                    scheduler="default-scheduler",
+                )
+            )
     dir.mkdir(parents=True, exist_ok=True)
     snapshot = dir / f"snapshot-{nodes}.json"
     snapshot.write_text(json.dumps(k.snapshot(node_objs, pods)))

@@ -22,78 +22,88 @@ from extender.state import ClusterState, UnknownNodes
 
 log = logging.getLogger("kinship.extender")
 JSON = "application/json"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(Exception):
     pass
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
+        raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _TooLarge
+            raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class Extender:
+    """The two verbs over one cache. Each call holds the cache lock so that one decision sees
+    one version of the cluster."""
+
+    def __init__(self, state: ClusterState, config: ExtenderConfig, metrics: ExtenderMetrics) -> None:
+        self.state = state
+        self.config = config
+        self.metrics = metrics
+        self.resolver = placement.NameResolver()
+
+    def filter(self, args: wire.ExtenderArgs) -> bytes:
+        ctx = placement.PodContext.of(args.pod, self.state)
+        cand = placement.candidates(self.state, args, self.resolver)
+        out = placement.run_filter(self.state, ctx, cand)
+        if out.failed:
+            self.metrics.filtered_out.labels("gpu").inc(len(out.failed))
+        if out.unresolvable:
+            self.metrics.filtered_out.labels("colocation").inc(len(out.unresolvable))
+        passed = np.flatnonzero(out.passed).tolist()
+        return wire.encode_filter(args, cand.names, passed, out.failed, out.unresolvable)
+
+    def prioritize(self, args: wire.ExtenderArgs) -> bytes:
+        ctx = placement.PodContext.of(args.pod, self.state)
+        cand = placement.candidates(self.state, args, self.resolver)
+        prio = placement.run_prioritize(self.state, ctx, cand, self.config)
+        self.metrics.placements.inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("\n".join(breakdown_lines(ctx, cand, prio)))
+        return wire.encode_priorities(cand.names, prio.scores, cand.names_safe)
+
+    def endpoint(self, verb: str, handle: Callable[[wire.ExtenderArgs], bytes]) -> Endpoint:
+        latency = self.metrics.latency.labels(verb)
+        limit = self.config.max_request_bytes
+
+        async def answer(request: Request) -> Response:
+            start = time.perf_counter()
+            try:
+                body = await read_body(request, limit)
+                with self.state.lock:
+                    content = handle(wire.decode_args(body))
+                code = 200
+            except BodyTooLarge:
+                code, content = 413, wire.encode_error_result(f"request body over {limit} bytes")
+            except (wire.WireError, UnknownNodes) as exc:
+                code, content = 400, wire.encode_error_result(str(exc))
+            except Exception:  # a bug must not take the scheduler's extender down with it
+                log.exception("%s failed", verb)
+                code, content = 500, wire.encode_error_result(f"internal error in {verb}")
+            self.metrics.requests.labels(verb, str(code)).inc()
+            latency.observe(time.perf_counter() - start)
+            return Response(content, status_code=code, media_type=JSON)
+
+        return answer
 
 
 def create_app(state: ClusterState, config: ExtenderConfig) -> FastAPI:
     app = FastAPI(title="Kinship extender", docs_url=None, redoc_url=None)
     metrics = ExtenderMetrics(state)
-    app.state.metrics = metrics
-    limit = config.max_request_bytes
-    resolver = placement.NameResolver()
-
-    def verb(name: str, handle: Callable[[wire.ExtenderArgs], bytes]) -> Callable[[Request], Awaitable[Response]]:
-        latency = metrics.latency.labels(name)
-
-        async def endpoint(request: Request) -> Response:
-            start = time.perf_counter()
-            try:
-                body = await read_body(request, limit)
-                with state.lock:
-                    content = handle(wire.decode_args(body))
-                code = 200
-            except _TooLarge:
-                code, content = 413, wire.encode_error_result(f"request body over {limit} bytes")
-            except (wire.WireError, UnknownNodes) as exc:
-                code, content = 400, wire.encode_error_result(str(exc))
-            except Exception:  # a bug must not take the scheduler's extender down with it
-                log.exception("%s failed", name)
-                code, content = 500, wire.encode_error_result(f"internal error in {name}")
-            metrics.requests.labels(name, str(code)).inc()
-            latency.observe(time.perf_counter() - start)
-            return Response(content, status_code=code, media_type=JSON)
-
-        return endpoint
-
-    def do_filter(args: wire.ExtenderArgs) -> bytes:
-        ctx = placement.PodContext.of(args.pod, state)
-        cand = placement.candidates(state, args, resolver)
-        out = placement.run_filter(state, ctx, cand)
-        if out.failed:
-            metrics.filtered_out.labels("gpu").inc(len(out.failed))
-        if out.unresolvable:
-            metrics.filtered_out.labels("colocation").inc(len(out.unresolvable))
-        passed = np.flatnonzero(out.passed).tolist()
-        return wire.encode_filter(args, cand.names, passed, out.failed, out.unresolvable)
-
-    def do_prioritize(args: wire.ExtenderArgs) -> bytes:
-        ctx = placement.PodContext.of(args.pod, state)
-        cand = placement.candidates(state, args, resolver)
-        prio = placement.run_prioritize(state, ctx, cand, config)
-        metrics.placements.inc()
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("\n".join(breakdown_lines(ctx, cand, prio)))
-        return wire.encode_priorities(cand.names, prio.scores, cand.names_safe)
-
-    app.add_api_route("/filter", verb("filter", do_filter), methods=["POST"])
-    app.add_api_route("/prioritize", verb("prioritize", do_prioritize), methods=["POST"])
+    extender = Extender(state, config, metrics)
+    app.add_api_route("/filter", extender.endpoint("filter", extender.filter), methods=["POST"])
+    app.add_api_route("/prioritize", extender.endpoint("prioritize", extender.prioritize), methods=["POST"])
 
     def alive() -> Response:
         return Response("ok", media_type="text/plain")
@@ -108,7 +118,7 @@ def create_app(state: ClusterState, config: ExtenderConfig) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_api_route("/livez", alive, methods=["GET"])
-    app.add_api_route("/healthz", ready, methods=["GET"])
     app.add_api_route("/readyz", ready, methods=["GET"])
+    app.add_api_route("/healthz", ready, methods=["GET"])  # alias of /readyz, as kube components do
     app.add_api_route("/metrics", prometheus, methods=["GET"])
     return app

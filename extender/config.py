@@ -51,7 +51,5 @@ def load_config(path: Path | None) -> ExtenderConfig:
     try:
         return ExtenderConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '<document>'}: {e['msg']}" for e in exc.errors()
-        ]
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or '<document>'}: {e['msg']}" for e in exc.errors()]
         raise InputError(str(path), problems) from None

@@ -25,12 +25,11 @@ from extender.placement import (
     run_filter,
     run_prioritize,
 )
+from extender.scoring import MAX_EXTENDER_PRIORITY
 from extender.state import ClusterState
 from extender.wire import WireError
 from kinship.errors import InputError
-from extender.scoring import MAX_EXTENDER_PRIORITY
 from kinship.graph import Colocation
-
 
 _SHORT = {"communication": "comm"}
 
@@ -69,8 +68,14 @@ def breakdown_lines(ctx: PodContext, cand: Candidates, prio: Priorities) -> list
     return lines
 
 
-def table(ctx: PodContext, cand: Candidates, filt: FilterOutcome, prio: Priorities | None,
-          passed_idx: np.ndarray, zone_names: dict[int, str]) -> Table:
+def table(
+    ctx: PodContext,
+    cand: Candidates,
+    filt: FilterOutcome,
+    prio: Priorities | None,
+    passed_idx: np.ndarray,
+    zone_names: dict[int, str],
+) -> Table:
     """Candidates best first, then the filtered-out ones with the filter's reason."""
     t = Table(title=f"{ctx.namespace}/{ctx.name} ({ctx.agent or 'no agent'})", title_justify="left")
     t.add_column("node")
@@ -87,12 +92,23 @@ def table(ctx: PodContext, cand: Candidates, filt: FilterOutcome, prio: Prioriti
         i = passed_idx[j]
         cells = [f"{parts[x][j]:.2f}" for x in applied]
         score = str(prio.scores[j]) if prio is not None else "-"
-        t.add_row(cand.names[i], zone_names.get(int(cand.zones[i]), "-"),
-                  f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}", *cells, score, "pass")
+        t.add_row(
+            cand.names[i],
+            zone_names.get(int(cand.zones[i]), "-"),
+            f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}",
+            *cells,
+            score,
+            "pass",
+        )
     for i in np.flatnonzero(~filt.passed):
-        t.add_row(cand.names[i], zone_names.get(int(cand.zones[i]), "-"),
-                  f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}", *["-"] * len(applied), "-",
-                  "[red]filtered[/red]")
+        t.add_row(
+            cand.names[i],
+            zone_names.get(int(cand.zones[i]), "-"),
+            f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}",
+            *["-"] * len(applied),
+            "-",
+            "[red]filtered[/red]",
+        )
     return t
 
 
@@ -102,7 +118,9 @@ def filter_lines(cand: Candidates, filt: FilterOutcome) -> Iterator[str]:
         yield f"  {cand.names[i]}: {reasons.get(cand.names[i], 'filtered')}"
 
 
-def render(console: Any, state: ClusterState, config: ExtenderConfig, pod_file: Path, name: str | None) -> None:
+def render(
+    console: Any, state: ClusterState, config: ExtenderConfig, pod_file: Path, name: str | None
+) -> None:
     """`kinship explain`: run the server's filter and prioritize over every node of the snapshot."""
     pod = load_pod_file(pod_file, name)
     with state.lock:
@@ -126,10 +144,16 @@ def render(console: Any, state: ClusterState, config: ExtenderConfig, pod_file: 
             console.print(line, highlight=False, soft_wrap=True)
     if prio is None:
         console.print("[red]no node passes the extender's filter[/red]")
-    console.print("Built-in kube-scheduler filters (resources, taints, affinity) run before these.",
-                  style="dim")
+    console.print(
+        "Built-in kube-scheduler filters (resources, taints, affinity) run before these.", style="dim"
+    )
 
 
 def _subset(cand: Candidates, idx: np.ndarray) -> Candidates:
-    return Candidates([cand.names[i] for i in idx], cand.slots[idx], cand.zones[idx],
-                      cand.gpu_alloc[idx], cand.gpu_free[idx])
+    return Candidates(
+        [cand.names[i] for i in idx],
+        cand.slots[idx],
+        cand.zones[idx],
+        cand.gpu_alloc[idx],
+        cand.gpu_free[idx],
+    )

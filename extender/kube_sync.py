@@ -119,7 +119,13 @@ class Reflector(threading.Thread):
                     self.state.mark_synced(self.resource.name)
                     backoff = MAX_BACKOFF_SECONDS
                 else:
-                    log.warning("%s: API error %s %s; retrying in %.1fs", self.resource.name, exc.status, exc.reason, backoff)
+                    log.warning(
+                        "%s: API error %s %s; retrying in %.1fs",
+                        self.resource.name,
+                        exc.status,
+                        exc.reason,
+                        backoff,
+                    )
             except (HTTPError, OSError, msgspec.DecodeError) as exc:
                 if self._stop_event.is_set():
                     return
@@ -146,7 +152,12 @@ class Reflector(threading.Thread):
             token = page.metadata.continue_
             if not token:
                 self.resource.replace(items)
-                log.info("%s: listed %d at resourceVersion %s", self.resource.name, len(items), page.metadata.resourceVersion)
+                log.info(
+                    "%s: listed %d at resourceVersion %s",
+                    self.resource.name,
+                    len(items),
+                    page.metadata.resourceVersion,
+                )
                 return page.metadata.resourceVersion
 
     def _watch(self, version: str) -> None:
@@ -227,12 +238,16 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
         )
 
     return [
-        Resource("nodes", core.list_node, lambda raws: state.replace_nodes(map(_node.decode, raws)), node_event),
+        Resource(
+            "nodes", core.list_node, lambda raws: state.replace_nodes(map(_node.decode, raws)), node_event
+        ),
         Resource("pods", list_pods, lambda raws: state.replace_pods(map(_pod.decode, raws)), pod_event),
         Resource(
-            "agentgraphs", list_graphs,
+            "agentgraphs",
+            list_graphs,
             lambda raws: state.replace_graphs(g for g in map(graph_of, raws) if g is not None),
-            graph_event, optional=True,
+            graph_event,
+            optional=True,
         ),
     ]
 

@@ -47,7 +47,9 @@ def load_snapshot(path: Path) -> tuple[list[Node], list[Pod]]:
     try:
         listing = msgspec.json.decode(data, type=_ListIn)
     except msgspec.DecodeError as exc:
-        raise InputError(source, [f"not a Kubernetes List (kubectl get nodes,pods -A -o json): {exc}"]) from None
+        raise InputError(
+            source, [f"not a Kubernetes List (kubectl get nodes,pods -A -o json): {exc}"]
+        ) from None
     nodes: list[Node] = []
     pods: list[Pod] = []
     problems: list[str] = []
@@ -70,7 +72,9 @@ def load_snapshot(path: Path) -> tuple[list[Node], list[Pod]]:
     if problems:
         raise InputError(source, problems)
     if not nodes:
-        raise InputError(source, ["no Node objects in the snapshot (was it `kubectl get nodes,pods -A -o json`?)"])
+        raise InputError(
+            source, ["no Node objects in the snapshot (was it `kubectl get nodes,pods -A -o json`?)"]
+        )
     return nodes, pods
 
 

@@ -75,7 +75,9 @@ class NameResolver:
 
 
 def candidates_from_names(
-    state: ClusterState, names: list[str], slots: NDArray[np.intp] | None = None,
+    state: ClusterState,
+    names: list[str],
+    slots: NDArray[np.intp] | None = None,
     names_safe: bool | None = None,
 ) -> Candidates:
     """nodeCacheCapable: every fact about a node comes from the cache."""
@@ -169,8 +171,12 @@ def run_prioritize(
         peers.append((nb, [n for n in map(state.node_name, slots.tolist()) if n]))
     if placements:
         raw = scoring.communication(
-            cand.slots, cand.zones, placements, config.same_zone_fraction,
-            state.capacity, state.zone_count,
+            cand.slots,
+            cand.zones,
+            placements,
+            config.same_zone_fraction,
+            state.capacity,
+            state.zone_count,
         )
         comm = scoring.normalized(raw)
         if comm is not None:

@@ -69,7 +69,8 @@ def spread(same_agent_counts: FloatArray) -> FloatArray:
     most = same_agent_counts.max(initial=0.0)
     if most <= 0:
         return np.ones_like(same_agent_counts)
-    return 1.0 - same_agent_counts / most
+    result: FloatArray = 1.0 - same_agent_counts / most
+    return result
 
 
 def gpu_preference(pod_gpus: float, gpu_alloc: FloatArray, gpu_free: FloatArray) -> FloatArray:
@@ -99,7 +100,8 @@ def normalized(term: FloatArray) -> FloatArray | None:
     best = term.max(initial=0.0)
     if best <= 0:
         return None
-    return term / best
+    result: FloatArray = term / best
+    return result
 
 
 def combine(terms: Mapping[str, FloatArray], weights: Mapping[str, float], n: int) -> NDArray[np.int64]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,7 +42,9 @@ def serve(
     graph: GraphOpt = None,
     kubeconfig: Annotated[
         Path | None,
-        typer.Option(envvar="KUBECONFIG", help="Cluster mode: kubeconfig (in-cluster config first when in a pod)."),
+        typer.Option(
+            envvar="KUBECONFIG", help="Cluster mode: kubeconfig (in-cluster config first when in a pod)."
+        ),
     ] = None,
     config: ConfigOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -79,14 +80,22 @@ def serve(
     from extender.app import create_app
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(state, cfg), host=host, port=port, access_log=False, log_config=None,
-                       loop="uvloop", http="httptools")
+        uvicorn.Config(
+            create_app(state, cfg),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            loop="uvloop",
+            http="httptools",
+        )
     )
     server.run()
 
 
 def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
-    from kubernetes import client, config as kube_config
+    from kubernetes import client
+    from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
 
     from extender import kube_sync
@@ -138,4 +147,4 @@ def main() -> None:  # pragma: no cover - console entry for `python -m kinship`
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

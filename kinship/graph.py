@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,7 +22,7 @@ API_VERSION = "kinship.dev/v1alpha1"
 KIND = "AgentGraph"
 
 
-class Colocation(str, Enum):
+class Colocation(StrEnum):
     REQUIRED = "Required"
     PREFERRED = "Preferred"
     NONE = "None"
@@ -142,9 +142,9 @@ def team_adjacency(
     adjacency: dict[str, list[Neighbour]] = defaultdict(list)
     for pair in declared.keys() | observed.keys():
         mode = colocation.get(pair, Colocation.PREFERRED)
-        d = declared.get(pair, 0.0) / max_declared if max_declared else 0.0
-        o = observed.get(pair, 0.0) / max_observed if max_observed else 0.0
-        weight = 0.0 if mode is Colocation.NONE else (1.0 - f) * d + f * o
+        declared_share = declared.get(pair, 0.0) / max_declared if max_declared else 0.0
+        observed_share = observed.get(pair, 0.0) / max_observed if max_observed else 0.0
+        weight = 0.0 if mode is Colocation.NONE else (1.0 - f) * declared_share + f * observed_share
         if weight <= 0.0 and mode is not Colocation.REQUIRED:
             continue
         a, b = sorted(pair)
@@ -154,4 +154,7 @@ def team_adjacency(
 
 
 def edges_summary(neighbours: Sequence[Neighbour]) -> str:
-    return ", ".join(f"{n.agent}({n.weight:.2f}{', Required' if n.colocation is Colocation.REQUIRED else ''})" for n in neighbours)
+    return ", ".join(
+        f"{n.agent}({n.weight:.2f}{', Required' if n.colocation is Colocation.REQUIRED else ''})"
+        for n in neighbours
+    )

@@ -16,8 +16,12 @@ from extender.offline import build_state
 from tests import objects as k
 
 NODES = [
-    k.node("n-a1", "zone-a"), k.node("n-a2", "zone-a"), k.node("gpu-a1", "zone-a", gpus=8),
-    k.node("n-b1", "zone-b"), k.node("n-b2", "zone-b"), k.node("gpu-b1", "zone-b", gpus=4),
+    k.node("n-a1", "zone-a"),
+    k.node("n-a2", "zone-a"),
+    k.node("gpu-a1", "zone-a", gpus=8),
+    k.node("n-b1", "zone-b"),
+    k.node("n-b2", "zone-b"),
+    k.node("gpu-b1", "zone-b", gpus=4),
     k.node("n-c1", "zone-c"),
 ]
 PODS = [
@@ -30,16 +34,24 @@ PODS = [
     k.pod("finished-job", "research", node_name="gpu-b1", agent_label="executor", gpus=4, phase="Succeeded"),
 ]
 GRAPHS = [
-    k.graph("ops", "ops", [
-        {"from": "orchestrator", "to": "argocd-agent", "weight": 50},
-        {"from": "orchestrator", "to": "docs-agent", "weight": 20},
-        {"from": "orchestrator", "to": "ticketing-agent", "weight": 10},
-    ]),
-    k.graph("research", "research", [
-        {"from": "planner", "to": "researcher", "weight": 30},
-        {"from": "researcher", "to": "executor", "weight": 40},
-        {"from": "executor", "to": "reviewer", "weight": 20, "colocation": "Required"},
-    ]),
+    k.graph(
+        "ops",
+        "ops",
+        [
+            {"from": "orchestrator", "to": "argocd-agent", "weight": 50},
+            {"from": "orchestrator", "to": "docs-agent", "weight": 20},
+            {"from": "orchestrator", "to": "ticketing-agent", "weight": 10},
+        ],
+    ),
+    k.graph(
+        "research",
+        "research",
+        [
+            {"from": "planner", "to": "researcher", "weight": 30},
+            {"from": "researcher", "to": "executor", "weight": 40},
+            {"from": "executor", "to": "reviewer", "weight": 20, "colocation": "Required"},
+        ],
+    ),
 ]
 
 
@@ -64,5 +76,9 @@ def args(pod: dict[str, Any], names: list[str] | None = None, *, full_nodes: boo
     names = names if names is not None else [n["metadata"]["name"] for n in NODES]
     if full_nodes:
         by_name = {n["metadata"]["name"]: n for n in NODES}
-        return {"Pod": pod, "Nodes": {"metadata": {}, "items": [by_name[n] for n in names]}, "NodeNames": None}
+        return {
+            "Pod": pod,
+            "Nodes": {"metadata": {}, "items": [by_name[n] for n in names]},
+            "NodeNames": None,
+        }
     return {"Pod": pod, "Nodes": None, "NodeNames": names}

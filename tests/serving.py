@@ -39,11 +39,14 @@ def wait_ready(url: str, timeout_seconds: float, proc: subprocess.Popen[bytes] |
 
 
 @contextlib.contextmanager
-def kinship_serve(*args: str, port: int | None = None, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def kinship_serve(
+    *args: str, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = port or free_port()
     cmd = [sys.executable, "-m", "kinship", "serve", "--port", str(port), "--log-format", "json", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
     try:
         yield f"http://127.0.0.1:{port}", proc
     finally:

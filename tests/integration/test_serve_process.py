@@ -21,8 +21,14 @@ def example_pod(file: str, name: str) -> dict:
 def test_offline_serve_answers_like_explain_and_stops_cleanly() -> None:
     snapshot = json.loads((EXAMPLES / "cluster-snapshot.json").read_text())
     nodes = [i["metadata"]["name"] for i in snapshot["items"] if i["kind"] == "Node"]
-    args = ["--snapshot", str(EXAMPLES / "cluster-snapshot.json"),
-            "--graph", str(EXAMPLES / "ops-team-graph.yaml"), "--graph", str(EXAMPLES / "research-team-graph.yaml")]
+    args = [
+        "--snapshot",
+        str(EXAMPLES / "cluster-snapshot.json"),
+        "--graph",
+        str(EXAMPLES / "ops-team-graph.yaml"),
+        "--graph",
+        str(EXAMPLES / "research-team-graph.yaml"),
+    ]
     with kinship_serve(*args) as (url, proc):
         wait_ready(f"{url}/readyz", timeout_seconds=30, proc=proc)
         body = {"Pod": example_pod("ops-team.yaml", "docs-agent"), "Nodes": None, "NodeNames": nodes}
@@ -40,9 +46,20 @@ def test_offline_serve_answers_like_explain_and_stops_cleanly() -> None:
 
 def test_serve_with_a_bad_graph_exits_2_naming_the_file(tmp_path) -> None:
     bad = tmp_path / "g.yaml"
-    bad.write_text(yaml.safe_dump({"apiVersion": "kinship.dev/v1alpha1", "kind": "AgentGraph",
-                                   "metadata": {"name": "x"}, "spec": {"edges": [{"from": "a"}]}}))
-    with kinship_serve("--snapshot", str(EXAMPLES / "cluster-snapshot.json"), "--graph", str(bad)) as (_, proc):
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kinship.dev/v1alpha1",
+                "kind": "AgentGraph",
+                "metadata": {"name": "x"},
+                "spec": {"edges": [{"from": "a"}]},
+            }
+        )
+    )
+    with kinship_serve("--snapshot", str(EXAMPLES / "cluster-snapshot.json"), "--graph", str(bad)) as (
+        _,
+        proc,
+    ):
         assert proc.wait(timeout=30) == 2
         out = proc.stdout.read().decode()
     assert f"{bad}: document 1: spec.edges[0].to: Field required" in out

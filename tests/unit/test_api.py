@@ -100,16 +100,25 @@ def test_nodes_mode_accepts_nodes_unknown_to_the_cache(client: TestClient) -> No
         (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}}', "neither `Nodes` nor `NodeNames`"),
         (b'{"Pod": {"metadata": {"name": 5}, "spec": {}}, "NodeNames": []}', "$.Pod.metadata.name"),
         (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "NodeNames": "n-a1"}', "$.NodeNames"),
-        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "NodeNames": ["n-a1", "ghost"]}', "unknown node names"),
+        (
+            b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "NodeNames": ["n-a1", "ghost"]}',
+            "unknown node names",
+        ),
         (b'{"Pod": {"metadata": {}, "spec": {}}, "NodeNames": []}', "metadata.name"),
-        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "lots"}}}]}}, "NodeNames": []}',
-         "invalid quantity 'lots'"),
-        (b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "Nodes": {"items": [{"metadata": {"name": 1}}]}}',
-         "$.Nodes.items[0].metadata.name"),
+        (
+            b'{"Pod": {"metadata": {"name": "p"}, "spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "lots"}}}]}}, "NodeNames": []}',
+            "invalid quantity 'lots'",
+        ),
+        (
+            b'{"Pod": {"metadata": {"name": "p"}, "spec": {}}, "Nodes": {"items": [{"metadata": {"name": 1}}]}}',
+            "$.Nodes.items[0].metadata.name",
+        ),
     ],
 )
 @pytest.mark.parametrize("verb", ["filter", "prioritize"])
-def test_bad_input_is_a_400_naming_the_problem(client: TestClient, verb: str, body: bytes, needle: str) -> None:
+def test_bad_input_is_a_400_naming_the_problem(
+    client: TestClient, verb: str, body: bytes, needle: str
+) -> None:
     r = client.post(f"/{verb}", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert needle in r.json()["error"]

@@ -6,14 +6,18 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from kinship.cli import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SNAPSHOT = EXAMPLES / "cluster-snapshot.json"
-GRAPHS = ["--graph", str(EXAMPLES / "ops-team-graph.yaml"), "--graph", str(EXAMPLES / "research-team-graph.yaml")]
+GRAPHS = [
+    "--graph",
+    str(EXAMPLES / "ops-team-graph.yaml"),
+    "--graph",
+    str(EXAMPLES / "research-team-graph.yaml"),
+]
 runner = CliRunner()
 
 
@@ -69,7 +73,10 @@ def assert_clean_error(result, *needles: str) -> None:
 
 
 def test_bad_graph_file_names_file_document_and_every_field(tmp_path: Path) -> None:
-    bad = write(tmp_path, "g.yaml", """
+    bad = write(
+        tmp_path,
+        "g.yaml",
+        """
 apiVersion: kinship.dev/v1alpha1
 kind: AgentGraph
 metadata: {name: ok, namespace: ns}
@@ -82,9 +89,20 @@ spec:
   edges:
   - {from: a, to: b, weight: -2}
   - {from: a, to: c, colocation: Always}
-""")
-    result = runner.invoke(app, ["explain", "--snapshot", str(SNAPSHOT), "--graph", str(bad),
-                                 "--pod", str(EXAMPLES / "ops-team.yaml")])
+""",
+    )
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "--snapshot",
+            str(SNAPSHOT),
+            "--graph",
+            str(bad),
+            "--pod",
+            str(EXAMPLES / "ops-team.yaml"),
+        ],
+    )
     assert_clean_error(result, f"{bad}: document 2", "spec.edges[0].weight", "spec.edges[1].colocation")
 
 
@@ -92,24 +110,34 @@ def test_missing_and_malformed_snapshot(tmp_path: Path) -> None:
     pod = str(EXAMPLES / "ops-team.yaml")
     result = runner.invoke(app, ["explain", "--snapshot", str(tmp_path / "nope.json"), "--pod", pod])
     assert_clean_error(result, "nope.json", "cannot read snapshot")
-    bad = write(tmp_path, "s.json", json.dumps({"kind": "List", "items": [{"kind": "Node", "metadata": {"name": 7}}]}))
+    bad = write(
+        tmp_path, "s.json", json.dumps({"kind": "List", "items": [{"kind": "Node", "metadata": {"name": 7}}]})
+    )
     result = runner.invoke(app, ["explain", "--snapshot", str(bad), "--pod", pod])
     assert_clean_error(result, "s.json", "items[0]", "$.items[0].metadata.name")
     empty = write(tmp_path, "e.json", '{"kind": "List", "items": []}')
-    assert_clean_error(runner.invoke(app, ["explain", "--snapshot", str(empty), "--pod", pod]), "no Node objects")
+    assert_clean_error(
+        runner.invoke(app, ["explain", "--snapshot", str(empty), "--pod", pod]), "no Node objects"
+    )
 
 
 def test_bad_pod_file_and_missing_name(tmp_path: Path) -> None:
     result = explain("--pod", str(EXAMPLES / "ops-team.yaml"), "--name", "ghost")
     assert_clean_error(result, "ops-team.yaml", "named 'ghost'")
-    bad = write(tmp_path, "p.yaml", "kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, resources: {limits: {nvidia.com/gpu: many}}}]}\n")
+    bad = write(
+        tmp_path,
+        "p.yaml",
+        "kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, resources: {limits: {nvidia.com/gpu: many}}}]}\n",
+    )
     assert_clean_error(explain("--pod", str(bad)), "p.yaml", "invalid quantity 'many'")
 
 
 def test_bad_config_reports_every_field(tmp_path: Path) -> None:
     cfg = write(tmp_path, "c.yaml", "weights: {communication: -1, gpuu: 2}\nsame_zone_fraction: 3\n")
     result = explain("--pod", str(EXAMPLES / "ops-team.yaml"), "--config", str(cfg))
-    assert_clean_error(result, "c.yaml: 3 problems", "weights.communication", "weights.gpuu", "same_zone_fraction")
+    assert_clean_error(
+        result, "c.yaml: 3 problems", "weights.communication", "weights.gpuu", "same_zone_fraction"
+    )
 
 
 def test_serve_rejects_graphs_without_snapshot() -> None:

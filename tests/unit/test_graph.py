@@ -21,27 +21,40 @@ def test_declared_only_weights_scale_to_the_strongest_edge_and_are_undirected() 
 
 
 def test_both_directions_add_up() -> None:
-    g = parsed([{"from": "a", "to": "b", "weight": 3}, {"from": "b", "to": "a", "weight": 1},
-                {"from": "a", "to": "c", "weight": 2}])
+    g = parsed(
+        [
+            {"from": "a", "to": "b", "weight": 3},
+            {"from": "b", "to": "a", "weight": 1},
+            {"from": "a", "to": "c", "weight": 2},
+        ]
+    )
     assert weights(team_adjacency([g], 0.5), "a") == {"b": 1.0, "c": 0.5}
 
 
 def test_observed_only_uses_requests_per_second() -> None:
-    g = parsed([], observed=[{"from": "a", "to": "b", "requestsPerSecond": 40.0},
-                             {"from": "a", "to": "c", "requestsPerSecond": 10.0}])
+    g = parsed(
+        [],
+        observed=[
+            {"from": "a", "to": "b", "requestsPerSecond": 40.0},
+            {"from": "a", "to": "c", "requestsPerSecond": 10.0},
+        ],
+    )
     assert weights(team_adjacency([g], 0.5), "a") == {"b": 1.0, "c": 0.25}
 
 
 def test_declared_and_observed_blend_with_missing_side_counting_zero() -> None:
-    g = parsed([{"from": "a", "to": "b", "weight": 10}],
-               observed=[{"from": "a", "to": "c", "requestsPerSecond": 5.0}])
+    g = parsed(
+        [{"from": "a", "to": "b", "weight": 10}],
+        observed=[{"from": "a", "to": "c", "requestsPerSecond": 5.0}],
+    )
     # b: declared 1.0, observed 0 -> 0.75 with f=0.25; c: declared 0, observed 1.0 -> 0.25
     assert weights(team_adjacency([g], 0.25), "a") == {"b": 0.75, "c": 0.25}
 
 
 def test_none_colocation_drops_the_edge_and_required_is_kept() -> None:
-    g = parsed([{"from": "a", "to": "b", "colocation": "None"},
-                {"from": "a", "to": "c", "colocation": "Required"}])
+    g = parsed(
+        [{"from": "a", "to": "b", "colocation": "None"}, {"from": "a", "to": "c", "colocation": "Required"}]
+    )
     adj = team_adjacency([g], 0.5)
     assert [(n.agent, n.colocation) for n in adj["a"]] == [("c", Colocation.REQUIRED)]
 
@@ -54,7 +67,11 @@ def test_strongest_colocation_wins_across_graphs_and_self_edges_are_ignored() ->
 
 
 def test_every_bad_field_is_reported_at_once() -> None:
-    bad = graph("team", "agents", [{"from": "", "to": "b", "weight": -1}, {"from": "a", "to": "b", "colocaton": "Required"}])
+    bad = graph(
+        "team",
+        "agents",
+        [{"from": "", "to": "b", "weight": -1}, {"from": "a", "to": "b", "colocaton": "Required"}],
+    )
     with pytest.raises(InputError) as err:
         parse_agent_graph(bad, "g.yaml: document 1")
     text = err.value.render()

@@ -20,8 +20,10 @@ def test_communication_same_node_beats_same_zone_beats_elsewhere() -> None:
 def test_communication_splits_traffic_over_peer_replicas_and_adds_peers() -> None:
     cand_slots = np.array([0, 1, 2])
     cand_zones = np.array([0, 0, 1])
-    peers = [peer(1.0, [0, 2], [1, 1], [0, 1]),  # half the traffic to slot 0, half to slot 2
-             peer(0.5, [1], [2], [0])]
+    peers = [
+        peer(1.0, [0, 2], [1, 1], [0, 1]),  # half the traffic to slot 0, half to slot 2
+        peer(0.5, [1], [2], [0]),
+    ]
     got = scoring.communication(cand_slots, cand_zones, peers, 0.5, n_slots=3, n_zones=2)
     # slot0: p1 0.5 + p2 zone 0.5*0.5 = 0.75; slot1: p1 zone .5*.5 + p2 .5 = 0.75; slot2: p1 .5
     np.testing.assert_allclose(got, [0.75, 0.75, 0.5])
@@ -30,7 +32,9 @@ def test_communication_splits_traffic_over_peer_replicas_and_adds_peers() -> Non
 def test_communication_unknown_nodes_and_zoneless_nodes() -> None:
     cand_slots = np.array([-1, 0, 1])
     cand_zones = np.array([-2, -1, -1])  # unknown node; two nodes without zone labels
-    got = scoring.communication(cand_slots, cand_zones, [peer(1.0, [0], [1], [-1])], 0.5, n_slots=2, n_zones=0)
+    got = scoring.communication(
+        cand_slots, cand_zones, [peer(1.0, [0], [1], [-1])], 0.5, n_slots=2, n_zones=0
+    )
     assert got.tolist() == [0.0, 1.0, 0.0]  # zoneless: same node counts fully, no zone credit
 
 
@@ -71,5 +75,7 @@ def test_combine_is_a_weighted_mean_on_0_to_10() -> None:
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0])
 def test_communication_fraction_extremes(fraction: float) -> None:
-    got = scoring.communication(np.array([0, 1]), np.array([0, 0]), [peer(1.0, [0], [1], [0])], fraction, 2, 1)
+    got = scoring.communication(
+        np.array([0, 1]), np.array([0, 0]), [peer(1.0, [0], [1], [0])], fraction, 2, 1
+    )
     assert got.tolist() == [1.0, fraction]
