@@ -181,3 +181,12 @@ def test_terms_equal_on_every_node_do_not_compress_the_scores(client: TestClient
     got = scores(client, researcher, ["n-b2", "n-b1", "n-c1"])
     assert got == {"n-b2": 10, "n-b1": 5, "n-c1": 0}
     assert set(scores(client, reviewer, ["n-b2", "n-c1"]).values()) == {0}
+
+
+def test_debug_log_carries_the_per_term_breakdown(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("DEBUG", logger="kinship.extender"):
+        scores(client, k.pod("docs-agent-5d8f7c9b64-q", "ops", deployment="docs-agent"))
+    text = caplog.text
+    assert "pod ops/docs-agent-5d8f7c9b64-q: agent docs-agent" in text
+    assert "peer orchestrator: weight 0.40; runs on n-a1" in text
+    assert "n-a1: score 10 (communication=5.00 gpu=5.00)" in text

@@ -1,0 +1,170 @@
+"""Cluster mode against a real kube-apiserver: the cache follows watches and scores follow it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from kubernetes import client
+
+from tests import objects as k
+from tests.serving import kinship_serve, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Poll until `check` returns a truthy value (watches deliver within milliseconds)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {timeout}s; last value {last!r}")
+
+
+def api_pod(name: str, ns: str, node: str, agent: str, gpus: int = 0) -> dict[str, Any]:
+    """A pod created already bound (spec.nodeName), as if a scheduler had placed it."""
+    body = k.pod(name, ns, node_name=node, agent_label=agent, gpus=gpus)
+    for drop in ("uid", "resourceVersion", "creationTimestamp", "managedFields", "ownerReferences"):
+        body["metadata"].pop(drop, None)
+    body.pop("status", None)
+    body["spec"]["containers"][0].pop("volumeMounts")
+    return body
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> Iterator[str]:
+    core = client.CoreV1Api(api)
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def extender(kubeconfig: Path) -> Iterator[str]:
+    with kinship_serve("--kubeconfig", str(kubeconfig)) as (url, proc):
+        wait_ready(f"{url}/readyz", timeout_seconds=60, proc=proc)
+        yield url
+
+
+def node_names(api: client.ApiClient) -> list[str]:
+    return [n.metadata.name for n in client.CoreV1Api(api).list_node().items]
+
+
+def prioritize(url: str, pod: dict[str, Any], names: list[str]) -> dict[str, int]:
+    r = httpx.post(f"{url}/prioritize", json={"Pod": pod, "Nodes": None, "NodeNames": names}, timeout=10)
+    assert r.status_code == 200, r.text
+    return {hp["Host"]: hp["Score"] for hp in r.json()}
+
+
+def test_scores_follow_pods_graphs_and_nodes(api: client.ApiClient, namespace: str, extender: str) -> None:
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    names = node_names(api)
+    peer_node = names[0]
+    core.create_namespaced_pod(namespace, api_pod("orchestrator-0", namespace, peer_node, "orchestrator"))
+    custom.create_namespaced_custom_object(
+        "kinship.dev",
+        "v1alpha1",
+        namespace,
+        "agentgraphs",
+        k.graph("team", namespace, [{"from": "orchestrator", "to": "docs"}]),
+    )
+    docs = k.pod("docs-0", namespace, agent_label="docs")
+
+    # the watch delivers the pod and the graph: the orchestrator's node scores 10
+    got = eventually(lambda: (s := prioritize(extender, docs, names))[peer_node] == 10 and s)
+    assert sorted(got.values())[-2] < 10
+
+    # the peer moves: delete and recreate it elsewhere, the preference follows
+    core.delete_namespaced_pod("orchestrator-0", namespace, grace_period_seconds=0)
+    core.create_namespaced_pod(namespace, api_pod("orchestrator-1", namespace, names[1], "orchestrator"))
+    eventually(
+        lambda: (
+            prioritize(extender, docs, names)[names[1]] == 10
+            and prioritize(extender, docs, names)[peer_node] < 10
+        )
+    )
+
+    # the graph is deleted: no communication term any more, all non-GPU nodes equal
+    custom.delete_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentgraphs", "team")
+    eventually(
+        lambda: prioritize(extender, docs, names)[names[1]] == prioritize(extender, docs, names)[names[2]]
+    )
+
+
+def test_new_nodes_are_known_and_gpu_usage_tracked(
+    api: client.ApiClient, namespace: str, extender: str
+) -> None:
+    core = client.CoreV1Api(api)
+    name = f"e2e-gpu-{uuid.uuid4().hex[:6]}"
+    node = k.node(name, "zone-a", gpus=2)
+    for drop in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
+        node["metadata"].pop(drop, None)
+    status = node.pop("status")
+    created = core.create_node(node)
+    try:
+        core.patch_node_status(
+            name, {"status": {"capacity": status["capacity"], "allocatable": status["allocatable"]}}
+        )
+        gpu_pod = k.pod("trainer", namespace, agent_label="trainer", gpus=2)
+
+        def filt():
+            return httpx.post(
+                f"{extender}/filter", json={"Pod": gpu_pod, "Nodes": None, "NodeNames": [name]}
+            ).json()
+
+        eventually(lambda: filt().get("NodeNames") == [name])
+        # a bound pod takes both GPUs: the node no longer fits
+        core.create_namespaced_pod(namespace, api_pod("holder", namespace, name, "holder", gpus=2))
+        failed = eventually(lambda: filt()["FailedNodes"].get(name))
+        assert "pod requests 2, node has 0 free of 2" in failed
+    finally:
+        with contextlib.suppress(client.ApiException):
+            core.delete_node(created.metadata.name)
+    # a deleted node is unknown again: naming it is a 400
+    eventually(
+        lambda: (
+            httpx.post(
+                f"{extender}/prioritize", json={"Pod": k.pod("x", namespace), "NodeNames": [name]}
+            ).status_code
+            == 400
+        )
+    )
+
+
+def test_relists_after_410_gone_from_the_real_api_server(api: client.ApiClient, kubeconfig: Path) -> None:
+    from extender import kube_sync
+    from extender.state import ClusterState
+
+    state = ClusterState()
+    nodes = next(r for r in kube_sync.resources(state, api) if r.name == "nodes")
+    reflector = kube_sync.Reflector(nodes, state)
+    # resourceVersion 1 is long compacted or outside the watch cache: the API server answers 410
+    with pytest.raises(kube_sync._Expired):
+        reflector._watch("1")
+
+
+def test_readyz_waits_for_the_first_list_and_missing_api_server_is_not_ready(tmp_path: Path) -> None:
+    dead = tmp_path / "kubeconfig"
+    dead.write_text("""apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+""")
+    with kinship_serve("--kubeconfig", str(dead)) as (url, proc):
+        wait_ready(f"{url}/livez", timeout_seconds=30, proc=proc)
+        r = httpx.get(f"{url}/readyz")
+        assert r.status_code == 503
+        assert "nodes" in r.text and "pods" in r.text
