@@ -1,4 +1,6 @@
 # Both entry points set themselves up on a fresh machine: uv (from PyPI) and the locked virtualenv.
+# --compile-bytecode: start-up time of `kinship serve` is mostly imports, and environments that set
+# PYTHONDONTWRITEBYTECODE would otherwise recompile every dependency on every start.
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV := .venv
@@ -8,7 +10,8 @@ VENV := .venv
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --compile-bytecode
+	$(VENV)/bin/python -m compileall -q kinship extender
 	@touch $@
 
 help:

@@ -50,7 +50,8 @@ def main() -> None:
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sizes = state.sizes()
     print(f"cache: {sizes['nodes']} nodes, {sizes['pods']} pods, {sizes['agents']} agents")
-    print(f"retained by the cache: {retained / 2**20:.0f} MiB ({retained / max(sizes['pods'], 1):.0f} B per pod)")
+    per_pod = retained / max(sizes["pods"], 1)
+    print(f"retained by the cache: {retained / 2**20:.0f} MiB ({per_pod:.0f} B per pod)")
     print(f"process max RSS (interpreter, numpy, decoders included): {rss_mib:.0f} MiB (target < 1024 MiB)")
 
 

@@ -16,7 +16,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extender import placement, wire
 from extender.config import ExtenderConfig
-from extender.explain import breakdown_lines
 from extender.metrics import ExtenderMetrics
 from extender.state import ClusterState, UnknownNodes
 
@@ -70,8 +69,10 @@ class Extender:
         prio = placement.run_prioritize(self.state, ctx, cand, self.config)
         self.metrics.placements.inc()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("\n".join(breakdown_lines(ctx, cand, prio)))
-        return wire.encode_priorities(cand.names, prio.scores, cand.names_safe)
+            from extender.explain import breakdown_lines  # rich costs start-up time; debug only
+
+            log.debug("\n".join(breakdown_lines(ctx, cand, prio, self.state)))
+        return wire.encode_priorities(cand.names, prio.scores, cand.template)
 
     def endpoint(self, verb: str, handle: Callable[[wire.ExtenderArgs], bytes]) -> Endpoint:
         latency = self.metrics.latency.labels(verb)

@@ -43,11 +43,14 @@ def contributions(prio: Priorities) -> dict[str, np.ndarray]:
     return {t: prio.weights[t] * v * scale for t, v in prio.terms.items()}
 
 
-def header_lines(ctx: PodContext, prio: Priorities | None) -> Iterator[str]:
+def header_lines(ctx: PodContext, prio: Priorities | None, state: ClusterState) -> Iterator[str]:
     yield f"pod {ctx.namespace}/{ctx.name}: agent {ctx.agent or '(none: no graph terms)'}, GPUs {ctx.gpus:g}"
     if not ctx.neighbours:
         yield "  graph: no edges for this agent (communication term not applied)"
-    placed = {nb.agent: nodes for nb, nodes in (prio.peers if prio else [])}
+    placed = {
+        nb.agent: [n for n in map(state.node_name, slots.tolist()) if n]
+        for nb, slots in (prio.peers if prio else [])
+    }
     for nb in ctx.neighbours:
         req = " Required" if nb.colocation is Colocation.REQUIRED else ""
         where = ", ".join(sorted(placed[nb.agent])) if nb.agent in placed else "not placed"
@@ -59,8 +62,8 @@ def header_lines(ctx: PodContext, prio: Priorities | None) -> Iterator[str]:
             yield f"  same on every node, so not applied: {', '.join(prio.uniform)}"
 
 
-def breakdown_lines(ctx: PodContext, cand: Candidates, prio: Priorities) -> list[str]:
-    lines = list(header_lines(ctx, prio))
+def breakdown_lines(ctx: PodContext, cand: Candidates, prio: Priorities, state: ClusterState) -> list[str]:
+    lines = list(header_lines(ctx, prio, state))
     parts = contributions(prio)
     for i in np.argsort(-prio.scores, kind="stable")[:20]:
         terms = " ".join(f"{t}={parts[t][i]:.2f}" for t in TERMS if t in parts)
@@ -133,9 +136,11 @@ def render(
         passed = np.flatnonzero(filt.passed)
         prio = None
         if passed.size:
-            prio = run_prioritize(state, ctx, _subset(cand, passed), config)
+            prio = run_prioritize(
+                state, ctx, candidates_from_names(state, [cand.names[i] for i in passed]), config
+            )
         zone_names = {i: z for z, i in state.zones().items()}
-    for line in header_lines(ctx, prio):
+    for line in header_lines(ctx, prio, state):
         console.print(line, highlight=False)
     console.print(table(ctx, cand, filt, prio, passed, zone_names))
     if not filt.passed.all():
@@ -146,14 +151,4 @@ def render(
         console.print("[red]no node passes the extender's filter[/red]")
     console.print(
         "Built-in kube-scheduler filters (resources, taints, affinity) run before these.", style="dim"
-    )
-
-
-def _subset(cand: Candidates, idx: np.ndarray) -> Candidates:
-    return Candidates(
-        [cand.names[i] for i in idx],
-        cand.slots[idx],
-        cand.zones[idx],
-        cand.gpu_alloc[idx],
-        cand.gpu_free[idx],
     )

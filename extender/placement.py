@@ -47,10 +47,23 @@ class Candidates:
     zones: NDArray[np.intp]
     gpu_alloc: NDArray[np.float64]
     gpu_free: NDArray[np.float64]
-    names_safe: bool | None = None  # names need no JSON escaping (None: not checked yet)
+    # cache slot -> position among the candidates (-1: not a candidate); one spare element so
+    # that slot -1 maps to -1 too
+    positions: NDArray[np.intp]
+    template: wire.PriorityTemplate | None = None  # the reply laid out for these names, if cached
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def position_of(self, slots: NDArray[np.intp]) -> NDArray[np.intp]:
+        return self.positions[slots]
+
+
+def slot_positions(slots: NDArray[np.intp], capacity: int) -> NDArray[np.intp]:
+    positions = np.full(capacity + 1, -1, dtype=np.intp)
+    known = slots >= 0
+    positions[slots[known]] = np.flatnonzero(known)
+    return positions
 
 
 class NameResolver:
@@ -63,26 +76,33 @@ class NameResolver:
 
     def __init__(self) -> None:
         self._key: tuple[bytes, int] | None = None
-        self._value: tuple[list[str], NDArray[np.intp], bool] = ([], np.empty(0, np.intp), True)
+        self._value = ResolvedNames([], np.empty(0, np.intp), np.full(1, -1, np.intp), None)
 
-    def resolve(self, state: ClusterState, raw: bytes) -> tuple[list[str], NDArray[np.intp], bool]:
+    def resolve(self, state: ClusterState, raw: bytes) -> ResolvedNames:
         key = (raw, state.node_generation)
         if key != self._key:
             names = wire.decode_node_names(raw)
-            self._value = (names, state.slots_of(names), wire.json_safe(names))
+            template = wire.PriorityTemplate(names) if wire.json_safe(names) else None
+            slots = state.slots_of(names)
+            self._value = ResolvedNames(names, slots, slot_positions(slots, state.capacity), template)
             self._key = key
         return self._value
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedNames:
+    names: list[str]
+    slots: NDArray[np.intp]
+    positions: NDArray[np.intp]
+    template: wire.PriorityTemplate | None
+
+
 def candidates_from_names(
-    state: ClusterState,
-    names: list[str],
-    slots: NDArray[np.intp] | None = None,
-    names_safe: bool | None = None,
+    state: ClusterState, names: list[str], resolved: ResolvedNames | None = None
 ) -> Candidates:
     """nodeCacheCapable: every fact about a node comes from the cache."""
-    if slots is None:
-        slots = state.slots_of(names)
+    slots = resolved.slots if resolved is not None else state.slots_of(names)
+    positions = resolved.positions if resolved is not None else slot_positions(slots, state.capacity)
     alloc = state.gpu_alloc[slots]
     return Candidates(
         names=names,
@@ -90,7 +110,8 @@ def candidates_from_names(
         zones=state.zone_id[slots],
         gpu_alloc=alloc,
         gpu_free=alloc - state.gpu_used[slots],
-        names_safe=names_safe,
+        positions=positions,
+        template=resolved.template if resolved is not None else None,
     )
 
 
@@ -106,12 +127,13 @@ def candidates_from_nodes(state: ClusterState, items: list[msgspec.Raw]) -> Cand
         raise wire.WireError(f"invalid Node: {exc} - at `$.Nodes.items[*].status.allocatable`") from None
     used = np.where(slots >= 0, state.gpu_used[np.maximum(slots, 0)], 0.0)
     zones = np.array([state.known_zone_index(n.zone) for n in nodes], dtype=np.intp)
-    return Candidates(names, slots, zones, alloc, alloc - used)
+    return Candidates(names, slots, zones, alloc, alloc - used, slot_positions(slots, state.capacity))
 
 
 def candidates(state: ClusterState, args: wire.ExtenderArgs, resolver: NameResolver) -> Candidates:
     if args.node_names_raw is not None:
-        return candidates_from_names(state, *resolver.resolve(state, args.node_names_raw))
+        resolved = resolver.resolve(state, args.node_names_raw)
+        return candidates_from_names(state, resolved.names, resolved)
     return candidates_from_nodes(state, args.node_items or [])
 
 
@@ -152,7 +174,7 @@ class Priorities:
     terms: dict[str, NDArray[np.float64]]  # applied terms only, each in [0, 1]
     weights: dict[str, float]
     uniform: list[str]  # terms equal on every candidate, left out of the mean
-    peers: list[tuple[Neighbour, list[str]]]  # neighbour and the nodes where it runs
+    peers: list[tuple[Neighbour, NDArray[np.intp]]]  # placed neighbours and the slots hosting them
 
 
 def run_prioritize(
@@ -160,33 +182,29 @@ def run_prioritize(
 ) -> Priorities:
     weights = config.weights.model_dump()
     terms: dict[str, NDArray[np.float64]] = {}
-    peers: list[tuple[Neighbour, list[str]]] = []
+    peers: list[tuple[Neighbour, NDArray[np.intp]]] = []
 
     placements = []
     for nb in ctx.neighbours:
         slots, counts = state.placement(ctx.namespace, nb.agent)
         if slots.size == 0 or nb.weight <= 0:
             continue
-        placements.append(scoring.PeerPlacement(nb.weight, slots, counts, state.zone_id[slots]))
-        peers.append((nb, [n for n in map(state.node_name, slots.tolist()) if n]))
-    if placements:
-        raw = scoring.communication(
-            cand.slots,
-            cand.zones,
-            placements,
-            config.same_zone_fraction,
-            state.capacity,
-            state.zone_count,
+        placements.append(
+            scoring.PeerPlacement(nb.weight, cand.position_of(slots), counts, state.zone_id[slots])
         )
+        peers.append((nb, slots))
+    if placements:
+        raw = scoring.communication(cand.zones, placements, config.same_zone_fraction, state.zone_count)
         comm = scoring.normalized(raw)
         if comm is not None:
             terms["communication"] = comm
 
     if ctx.agent is not None:
         own_slots, own_counts = state.placement(ctx.namespace, ctx.agent)
-        per_slot = np.zeros(state.capacity + 1)
-        per_slot[own_slots] = own_counts
-        terms["spread"] = scoring.spread(per_slot[np.where(cand.slots >= 0, cand.slots, -1)])
+        own = np.zeros(len(cand))
+        pos = cand.position_of(own_slots)
+        np.add.at(own, pos[pos >= 0], own_counts[pos >= 0])
+        terms["spread"] = scoring.spread(own)
 
     terms["gpu"] = scoring.gpu_preference(ctx.gpus, cand.gpu_alloc, cand.gpu_free)
     # kube-scheduler compares extender scores across nodes only, so a term that is equal on every

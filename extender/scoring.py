@@ -22,46 +22,46 @@ IntArray = NDArray[np.intp]
 
 @dataclass(frozen=True, slots=True)
 class PeerPlacement:
-    """Where one graph neighbour runs: cache slots, pods per slot, and each slot's zone id."""
+    """Where one graph neighbour runs: per node hosting its pods, that node's position among the
+    candidates (-1 if it is not one), how many of its pods run there, and the node's zone id."""
 
     weight: float
-    slots: IntArray
+    positions: IntArray
     counts: FloatArray
     zones: IntArray
 
 
 def communication(
-    cand_slots: IntArray,
     cand_zones: IntArray,
     peers: Sequence[PeerPlacement],
     same_zone_fraction: float,
-    n_slots: int,
     n_zones: int,
 ) -> FloatArray:
     """Expected share of this pod's weighted traffic that stays close, per candidate.
 
     For each peer agent, traffic is assumed to spread evenly over its pods (a Service's default
     load balancing), so a candidate scores weight * (pods on that node + f * other pods in its
-    zone) / all pods of the peer. That is linear in the pods, so all peers accumulate into one
-    per-slot and one per-zone vector before a single gather over candidates.
-    Unknown candidates (slot -1) host nothing; candidates without a zone only count their node.
+    zone) / all pods of the peer. Peers run on few nodes: the zone part is one gather over
+    candidates, the same-node part a sparse addition at the peers' own nodes. Zone id -1 (no zone
+    label) indexes the spare last element of the zone accumulator, which stays 0; a candidate
+    without a zone gets full credit for pods on itself and no zone credit.
     """
-    node_acc = np.zeros(n_slots + 1)
     zone_acc = np.zeros(n_zones + 1)
+    shares = []
     for peer in peers:
         total = peer.counts.sum()
-        if total <= 0:
-            continue
-        share = peer.counts * (peer.weight / total)
-        node_acc[peer.slots] += share  # slots are unique per peer
-        zoned = peer.zones >= 0
-        zone_acc += np.bincount(peer.zones[zoned], weights=share[zoned], minlength=n_zones + 1)
-    # Index n_slots / n_zones are the "nowhere" buckets for unknown slots and zones.
-    node_part = node_acc[np.where(cand_slots >= 0, cand_slots, n_slots)]
-    zone_idx = np.where(cand_zones >= 0, cand_zones, n_zones)
-    zone_acc[n_zones] = 0.0
-    zone_part = np.where(cand_zones >= 0, zone_acc[zone_idx], node_part)
-    return (1.0 - same_zone_fraction) * node_part + same_zone_fraction * zone_part
+        share = peer.counts * (peer.weight / total) if total > 0 else np.zeros_like(peer.counts)
+        np.add.at(zone_acc, peer.zones, share)
+        shares.append(share)
+    zone_acc[-1] = 0.0
+    result: FloatArray = same_zone_fraction * zone_acc[cand_zones]
+    for peer, share in zip(peers, shares, strict=True):
+        here = peer.positions >= 0
+        pos = peer.positions[here]
+        # the zone part above already credited f of a same-node pod (nothing if zoneless)
+        missing = np.where(cand_zones[pos] >= 0, 1.0 - same_zone_fraction, 1.0)
+        np.add.at(result, pos, share[here] * missing)
+    return result
 
 
 def spread(same_agent_counts: FloatArray) -> FloatArray:

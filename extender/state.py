@@ -136,10 +136,12 @@ class ClusterState:
             return dict(self._zones)
 
     def known_zone_index(self, zone: str | None) -> int:
-        """Zone id without registering a new zone (request path: must not grow the cache)."""
+        """Zone id without registering a new zone (request path: must not grow the cache).
+
+        A zone no cached node is in hosts no peer, so it is as good as no zone at all."""
         if not zone:
             return NO_ZONE
-        return self._zones.get(zone, -2)
+        return self._zones.get(zone, NO_ZONE)
 
     def slots_of(self, names: list[str]) -> NDArray[np.intp]:
         try:

@@ -8,7 +8,6 @@ sent, without re-encoding them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from operator import itemgetter
 
 import msgspec
 import numpy as np
@@ -133,29 +132,49 @@ def encode_filter(
 
 
 def json_safe(names: list[str]) -> bool:
-    """True when no name needs escaping in a JSON string (node names are DNS subdomains)."""
+    """True when the names can be written into JSON as they are: ASCII with nothing to escape
+    (node names are DNS subdomains, so this holds in practice)."""
     text = "".join(names)
-    return text.isprintable() and '"' not in text and "\\" not in text
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
-def encode_priorities(names: list[str], scores: NDArray[np.int64], names_safe: bool | None = None) -> bytes:
-    """HostPriorityList. kube-scheduler reads it as a map, so hosts are grouped by score (0..10)
-    and each group is built with one C-level join: at 5,000 nodes that is several times faster
-    than encoding 5,000 objects one by one."""
-    if names_safe is None:
-        names_safe = json_safe(names)
-    if len(names) < 2 or not names_safe:
-        return _encoder.encode([HostPriority(n, s) for n, s in zip(names, scores.tolist(), strict=True)])
-    order = itemgetter(*np.argsort(scores, kind="stable").tolist())(names)
-    counts = np.bincount(scores, minlength=1).tolist()
-    parts: list[str] = []
-    start = 0
-    for value, count in enumerate(counts):
-        if count:
-            group = order[start : start + count]
-            parts.append('{"Host":"' + f'","Score":{value}}},{{"Host":"'.join(group) + f'","Score":{value}}}')
-            start += count
-    return ("[" + ",".join(parts) + "]").encode()
+_HEAD, _MID, _TAIL = '{"Host":"', '","Score":', "}"
+# Scores are 0..10, written as two characters: " 7" (JSON allows whitespace before a number) or "10".
+_TENS = np.frombuffer(b"          1", dtype=np.uint8)
+_ONES = np.frombuffer(b"01234567890", dtype=np.uint8)
+
+
+class PriorityTemplate:
+    """The HostPriorityList for one list of node names, with blank two-character scores.
+
+    kube-scheduler sends the same names pod after pod, so the JSON is laid out once and each call
+    only copies it and writes two bytes per node, vectorized: tens of microseconds at 5,000 nodes
+    instead of building 5,000 objects. Only for names `json_safe` accepts.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        text = "[" + _HEAD + (_MID + "  " + _TAIL + "," + _HEAD).join(names) + _MID + "  " + _TAIL + "]"
+        self._bytes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        lengths = np.fromiter(map(len, names), dtype=np.intp, count=len(names))
+        per_item = len(_HEAD) + len(_MID) + 2 + len(_TAIL) + 1  # fixed characters of one entry
+        starts = 1 + np.concatenate(([0], np.cumsum(lengths + per_item)[:-1]))
+        self._offsets = starts + len(_HEAD) + lengths + len(_MID)
+
+    def encode(self, scores: NDArray[np.int64]) -> bytes:
+        out = self._bytes.copy()
+        clipped = np.clip(scores, 0, 10)
+        out[self._offsets] = _TENS[clipped]
+        out[self._offsets + 1] = _ONES[clipped]
+        return out.tobytes()
+
+
+def encode_priorities(
+    names: list[str], scores: NDArray[np.int64], template: PriorityTemplate | None = None
+) -> bytes:
+    """HostPriorityList: through the names' template when there is one, else the general encoder."""
+    if template is not None and len(names):
+        return template.encode(scores)
+    return _encoder.encode([HostPriority(n, s) for n, s in zip(names, scores.tolist(), strict=True)])
 
 
 def encode_error_result(message: str) -> bytes:

@@ -183,7 +183,9 @@ def test_terms_equal_on_every_node_do_not_compress_the_scores(client: TestClient
     assert set(scores(client, reviewer, ["n-b2", "n-c1"]).values()) == {0}
 
 
-def test_debug_log_carries_the_per_term_breakdown(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_debug_log_carries_the_per_term_breakdown(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level("DEBUG", logger="kinship.extender"):
         scores(client, k.pod("docs-agent-5d8f7c9b64-q", "ops", deployment="docs-agent"))
     text = caplog.text

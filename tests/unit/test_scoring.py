@@ -5,37 +5,40 @@ from extender import scoring
 from extender.scoring import PeerPlacement
 
 
-def peer(weight, slots, counts, zones):
-    return PeerPlacement(weight, np.array(slots, np.intp), np.array(counts, float), np.array(zones, np.intp))
+def peer(weight, positions, counts, zones):
+    """A peer's pods: per hosting node, its candidate position (-1: not a candidate) and zone."""
+    return PeerPlacement(
+        weight, np.array(positions, np.intp), np.array(counts, float), np.array(zones, np.intp)
+    )
 
 
 def test_communication_same_node_beats_same_zone_beats_elsewhere() -> None:
-    # slots 0,1 in zone 0; slot 2 in zone 1; peer runs on slot 0
-    cand_slots = np.array([0, 1, 2])
-    cand_zones = np.array([0, 0, 1])
-    got = scoring.communication(cand_slots, cand_zones, [peer(1.0, [0], [1], [0])], 0.5, n_slots=3, n_zones=2)
+    # candidates 0,1 in zone 0; candidate 2 in zone 1; the peer runs on candidate 0
+    got = scoring.communication(np.array([0, 0, 1]), [peer(1.0, [0], [1], [0])], 0.5, n_zones=2)
     assert got.tolist() == [1.0, 0.5, 0.0]
 
 
 def test_communication_splits_traffic_over_peer_replicas_and_adds_peers() -> None:
-    cand_slots = np.array([0, 1, 2])
     cand_zones = np.array([0, 0, 1])
     peers = [
-        peer(1.0, [0, 2], [1, 1], [0, 1]),  # half the traffic to slot 0, half to slot 2
+        peer(1.0, [0, 2], [1, 1], [0, 1]),  # half the traffic to candidate 0, half to candidate 2
         peer(0.5, [1], [2], [0]),
     ]
-    got = scoring.communication(cand_slots, cand_zones, peers, 0.5, n_slots=3, n_zones=2)
-    # slot0: p1 0.5 + p2 zone 0.5*0.5 = 0.75; slot1: p1 zone .5*.5 + p2 .5 = 0.75; slot2: p1 .5
+    got = scoring.communication(cand_zones, peers, 0.5, n_zones=2)
+    # c0: p1 0.5 + p2 zone 0.5*0.5 = 0.75; c1: p1 zone .5*.5 + p2 .5 = 0.75; c2: p1 .5
     np.testing.assert_allclose(got, [0.75, 0.75, 0.5])
 
 
-def test_communication_unknown_nodes_and_zoneless_nodes() -> None:
-    cand_slots = np.array([-1, 0, 1])
-    cand_zones = np.array([-2, -1, -1])  # unknown node; two nodes without zone labels
-    got = scoring.communication(
-        cand_slots, cand_zones, [peer(1.0, [0], [1], [-1])], 0.5, n_slots=2, n_zones=0
-    )
-    assert got.tolist() == [0.0, 1.0, 0.0]  # zoneless: same node counts fully, no zone credit
+def test_communication_peer_on_a_non_candidate_still_credits_its_zone() -> None:
+    # the peer's node was filtered out (-1) but sits in zone 0 with candidate 0
+    got = scoring.communication(np.array([0, 1]), [peer(1.0, [-1], [1], [0])], 0.5, n_zones=2)
+    assert got.tolist() == [0.5, 0.0]
+
+
+def test_communication_zoneless_nodes_count_their_own_pods_only() -> None:
+    # candidates 0 and 1 have no zone; the peer runs on candidate 0
+    got = scoring.communication(np.array([-1, -1, 0]), [peer(1.0, [0], [1], [-1])], 0.5, n_zones=1)
+    assert got.tolist() == [1.0, 0.0, 0.0]
 
 
 def test_spread_prefers_nodes_without_replicas() -> None:
@@ -75,7 +78,5 @@ def test_combine_is_a_weighted_mean_on_0_to_10() -> None:
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0])
 def test_communication_fraction_extremes(fraction: float) -> None:
-    got = scoring.communication(
-        np.array([0, 1]), np.array([0, 0]), [peer(1.0, [0], [1], [0])], fraction, 2, 1
-    )
+    got = scoring.communication(np.array([0, 0]), [peer(1.0, [0], [1], [0])], fraction, 1)
     assert got.tolist() == [1.0, fraction]
