@@ -8,6 +8,7 @@ same msgspec views as the request path, so watched and posted objects are read o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -99,7 +100,11 @@ class Reflector(threading.Thread):
         self._stop_event.set()
         response = self._response
         if response is not None:
-            response.close()  # unblocks the watch read
+            # close() alone waits for the reading thread (TLS), up to the watch's timeout;
+            # shutting the socket's read side down interrupts the read at once.
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                response.shutdown()
+            response.close()
 
     def run(self) -> None:
         backoff = 0.5
@@ -130,6 +135,13 @@ class Reflector(threading.Thread):
                 if self._stop_event.is_set():
                     return
                 log.warning("%s: %s; retrying in %.1fs", self.resource.name, exc, backoff)
+            except Exception:
+                # stop() closes the response under the reading thread (urllib3 then fails in its
+                # own ways); anything else is a bug, but a dead reflector would leave the cache
+                # stale forever, so log it and keep going.
+                if self._stop_event.is_set():
+                    return
+                log.exception("%s: unexpected error; retrying in %.1fs", self.resource.name, backoff)
             self._stop_event.wait(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
@@ -162,31 +174,37 @@ class Reflector(threading.Thread):
 
     def _watch(self, version: str) -> None:
         while not self._stop_event.is_set():
-            response = self.resource.call(
-                watch=True,
-                resource_version=version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=WATCH_TIMEOUT_SECONDS,
-                _preload_content=False,
-                _request_timeout=(10, WATCH_TIMEOUT_SECONDS + 30),
-            )
-            self._response = response
-            try:
-                for line in iter_resp_lines(response):
-                    if not line:
-                        continue
-                    event = _event.decode(line)
-                    if event.type == "ERROR":
-                        status = _status.decode(event.object)
-                        if status.code == 410:
-                            raise _Expired
-                        raise ApiException(status=status.code, reason=f"{status.reason}: {status.message}")
-                    version = _object.decode(event.object).metadata.resourceVersion or version
-                    if event.type != "BOOKMARK":
-                        self.resource.apply(event.type, event.object)
-            finally:
-                self._response = None
-                response.release_conn()
+            version = self.watch_once(version, WATCH_TIMEOUT_SECONDS)
+
+    def watch_once(self, version: str, timeout_seconds: int) -> str:
+        """One watch request from `version` until the server ends it; returns the last version
+        seen. Raises _Expired on 410 Gone."""
+        response = self.resource.call(
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _preload_content=False,
+            _request_timeout=(10, timeout_seconds + 30),
+        )
+        self._response = response
+        try:
+            for line in iter_resp_lines(response):
+                if not line:
+                    continue
+                event = _event.decode(line)
+                if event.type == "ERROR":
+                    status = _status.decode(event.object)
+                    if status.code == 410:
+                        raise _Expired
+                    raise ApiException(status=status.code, reason=f"{status.reason}: {status.message}")
+                version = _object.decode(event.object).metadata.resourceVersion or version
+                if event.type != "BOOKMARK":
+                    self.resource.apply(event.type, event.object)
+        finally:
+            self._response = None
+            response.release_conn()
+        return version
 
 
 _node = msgspec.json.Decoder(Node)
