@@ -2,9 +2,12 @@
 # A real local Kubernetes control plane on 127.0.0.1 for Kinship's tests and demo:
 # etcd, kube-apiserver, kube-controller-manager and the default kube-scheduler, built
 # from the official Go modules (hack/build-kube.sh), plus fake nodes (Node objects
-# without a kubelet: pods are scheduled and bound to them, but never run).
+# without a kubelet: pods are scheduled and bound to them, but never run), the Kinship
+# extender in cluster mode and a second kube-scheduler whose profile `kinship` calls it
+# (manifests/scheduler/kinship-scheduler-config.yaml with a loopback URL).
 #
 # Usage: ./local-cluster.sh up|down|status [--nodes N] [--gpu-nodes N] [--state-dir DIR] [--purge]
+#        ./local-cluster.sh extender stop|start   (e.g. to see pods schedule without it)
 #
 #   up       build or locate the binaries, install etcd if missing, start everything,
 #            apply manifests/crds/ and create the nodes. Each `up` starts from an empty
@@ -17,8 +20,9 @@
 #   KINSHIP_STATE_DIR     state: pki, kubeconfigs, etcd data, logs/ (default ~/.cache/kinship/cluster)
 #   KINSHIP_NODES         number of fake nodes (default 8), across zone-a/b/c
 #   KINSHIP_GPU_NODES     how many of them have nvidia.com/gpu (default: a quarter, at least 1)
-#   KINSHIP_EXTENDER_URL  extender URL in the rendered kinship scheduler config
-#                         (default http://127.0.0.1:8888)
+#   KINSHIP_EXTENDER_URL  use an extender you run yourself at this URL; by default `up`
+#                         starts one (`kinship serve`) on a free loopback port
+#   KINSHIP_BIN           the kinship CLI (default .venv/bin/kinship, made by `make`)
 #   KUBE_BIN_DIR          prebuilt kube-apiserver, kube-scheduler, kube-controller-manager, kubectl
 #   ETCD_BIN              etcd binary (default: `etcd` in PATH, else apt-get install etcd-server)
 set -euo pipefail
@@ -27,17 +31,21 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STATE="${KINSHIP_STATE_DIR:-$HOME/.cache/kinship/cluster}"
 NODES="${KINSHIP_NODES:-8}"
 GPU_NODES="${KINSHIP_GPU_NODES:-}"
-EXTENDER_URL="${KINSHIP_EXTENDER_URL:-http://127.0.0.1:8888}"
+EXTENDER_URL="${KINSHIP_EXTENDER_URL:-}"
+KINSHIP_BIN="${KINSHIP_BIN:-$ROOT/.venv/bin/kinship}"
 PURGE=0
 KUBE_VERSION="v1.36.2"
 SERVICE_CIDR="10.96.0.0/12"
 SERVICE_IP="10.96.0.1" # first address of SERVICE_CIDR, in the API server's certificate
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler) # start order
+# start order; kinship-extender only when `up` runs the extender itself
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kinship-extender kinship-scheduler)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 CMD="${1:-}"
 [[ $# -gt 0 ]] && shift
+SUBCMD=""
+if [[ "$CMD" == extender ]]; then SUBCMD="${1:-}"; [[ $# -gt 0 ]] && shift; fi
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --nodes) NODES="$2"; shift 2 ;;
@@ -74,8 +82,10 @@ pid_of() { # prints the pid of a component we started, if it is still that proce
   pid=$(<"$PIDS/$name.pid")
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  # guard against pid reuse: the process must still be the binary we started
-  [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$name"* ]] || return 1
+  # guard against pid reuse: the process must still be the one we started
+  local pattern=$name
+  [[ $name == kinship-extender ]] && pattern="kinship serve"
+  [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$pattern"* ]] || return 1
   echo "$pid"
 }
 
@@ -288,6 +298,9 @@ healthz() { curl -skf --max-time 2 "https://127.0.0.1:$1/healthz"; }
 cmd_status() {
   local quiet=${1:-} name pid ok=0
   for name in "${COMPONENTS[@]}"; do
+    if [[ $name == kinship-extender ]] && grep -q '^KINSHIP_EXTENDER_EXTERNAL=1' "$ENV_FILE" 2>/dev/null; then
+      continue
+    fi
     if pid=$(pid_of "$name"); then
       [[ -n $quiet ]] || log "$name running (pid $pid)"
     else
@@ -337,9 +350,17 @@ cmd_up() {
   ensure_etcd
   ensure_pki
 
-  local etcd_port etcd_peer_port api_port kcm_port sched_port
+  [[ -n "$EXTENDER_URL" || -x "$KINSHIP_BIN" ]] \
+    || die "no kinship CLI at $KINSHIP_BIN: run \`make\` first (or set KINSHIP_BIN, or KINSHIP_EXTENDER_URL)"
+  local etcd_port etcd_peer_port api_port kcm_port sched_port ksched_port ext_port="" external=0
   etcd_port=$(free_port); etcd_peer_port=$(free_port); api_port=$(free_port)
-  kcm_port=$(free_port); sched_port=$(free_port)
+  kcm_port=$(free_port); sched_port=$(free_port); ksched_port=$(free_port)
+  if [[ -n "$EXTENDER_URL" ]]; then
+    external=1
+  else
+    ext_port=$(free_port)
+    EXTENDER_URL="http://127.0.0.1:$ext_port"
+  fi
   local server="https://127.0.0.1:$api_port"
   write_kubeconfig "$KUBECONFIG_ADMIN" admin "$server"
   write_kubeconfig "$STATE/kube-controller-manager.kubeconfig" kube-controller-manager "$server"
@@ -359,6 +380,9 @@ KUBECONFIG=$KUBECONFIG_ADMIN
 KINSHIP_ETCD_URL=http://127.0.0.1:$etcd_port
 KINSHIP_SCHEDULER_KUBECONFIG=$STATE/kube-scheduler.kubeconfig
 KINSHIP_SCHEDULER_CONFIG=$STATE/kinship-scheduler-config.yaml
+KINSHIP_EXTENDER_URL=$EXTENDER_URL
+KINSHIP_EXTENDER_PORT=$ext_port
+KINSHIP_EXTENDER_EXTERNAL=$external
 EOF
   export KUBECONFIG="$KUBECONFIG_ADMIN"
 
@@ -430,6 +454,15 @@ EOF
 
   wait_for "kube-controller-manager /healthz" 60 kube-controller-manager healthz "$kcm_port"
   wait_for "kube-scheduler /healthz" 60 kube-scheduler healthz "$sched_port"
+
+  if (( ! external )); then
+    start_extender "$ext_port"
+  fi
+  log "starting kube-scheduler with profile kinship (extender $EXTENDER_URL; healthz 127.0.0.1:$ksched_port)"
+  start kinship-scheduler "$BIN/kube-scheduler" --config="$STATE/kinship-scheduler-config.yaml" \
+    --authentication-kubeconfig="$sched_kc" --authorization-kubeconfig="$sched_kc" \
+    --bind-address=127.0.0.1 --secure-port="$ksched_port" --profiling=false
+  wait_for "kinship kube-scheduler /healthz" 60 kinship-scheduler healthz "$ksched_port"
   # Pods are rejected by ServiceAccount admission until the controller made `default`.
   wait_for "ServiceAccount default/default" 60 kube-controller-manager \
     "$KUBECTL" -n default get serviceaccount default
@@ -438,10 +471,31 @@ EOF
   print_usage
 }
 
+start_extender() { # the extender in cluster mode; ready once its watch caches are synced
+  local port=$1
+  log "starting the kinship extender on 127.0.0.1:$port"
+  start kinship-extender "$KINSHIP_BIN" serve --kubeconfig "$KUBECONFIG_ADMIN" --port "$port" --log-format json
+  wait_for "kinship extender /readyz" 60 kinship-extender curl -sf --max-time 2 "http://127.0.0.1:$port/readyz"
+}
+
+cmd_extender() {
+  [[ -f "$ENV_FILE" ]] || die "no cluster in $STATE: run \`up\` first"
+  grep -q '^KINSHIP_EXTENDER_EXTERNAL=0' "$ENV_FILE" || die "the extender is external ($EXTENDER_URL); manage it yourself"
+  local port
+  port="$(sed -n 's/^KINSHIP_EXTENDER_PORT=//p' "$ENV_FILE")"
+  KUBECONFIG="$KUBECONFIG_ADMIN"
+  case "$SUBCMD" in
+    stop) stop kinship-extender ;;
+    start) pid_of kinship-extender >/dev/null && { log "extender already running"; return 0; }
+           start_extender "$port" ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
 print_usage() {
   cat <<EOF
 kubeconfig: $KUBECONFIG_ADMIN
-kinship scheduler config (extender $EXTENDER_URL): $STATE/kinship-scheduler-config.yaml
+kinship scheduler config (extender $(sed -n 's/^KINSHIP_EXTENDER_URL=//p' "$ENV_FILE")): $STATE/kinship-scheduler-config.yaml
 kubectl: $(sed -n 's/^KINSHIP_KUBECTL=//p' "$ENV_FILE")
 export KUBECONFIG=$KUBECONFIG_ADMIN
 EOF
@@ -464,5 +518,6 @@ case "$CMD" in
     cmd_down
     ;;
   status) cmd_status ;;
+  extender) cmd_extender ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ because validating full Node objects with it would cost more than the scoring it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from extender import placement, wire
 from extender.config import ExtenderConfig
 from extender.metrics import ExtenderMetrics
+from extender.objects import Pod
 from extender.state import ClusterState, UnknownNodes
 
 log = logging.getLogger("kinship.extender")
@@ -54,6 +56,7 @@ class Extender:
 
     def filter(self, args: wire.ExtenderArgs) -> bytes:
         ctx = placement.PodContext.of(args.pod, self.state)
+        self._note_in_flight(args.pod, ctx)
         cand = placement.candidates(self.state, args, self.resolver)
         out = placement.run_filter(self.state, ctx, cand)
         if out.failed:
@@ -65,6 +68,7 @@ class Extender:
 
     def prioritize(self, args: wire.ExtenderArgs) -> bytes:
         ctx = placement.PodContext.of(args.pod, self.state)
+        self._note_in_flight(args.pod, ctx)
         cand = placement.candidates(self.state, args, self.resolver)
         prio = placement.run_prioritize(self.state, ctx, cand, self.config)
         self.metrics.placements.inc()
@@ -74,6 +78,35 @@ class Extender:
             log.debug("\n".join(breakdown_lines(ctx, cand, prio, self.state)))
         return wire.encode_priorities(cand.names, prio.scores, cand.template)
 
+    def _note_in_flight(self, pod: Pod, ctx: placement.PodContext) -> None:
+        if ctx.agent is not None:
+            now = time.monotonic()
+            self.state.note_in_flight(
+                pod.key, ctx.namespace, ctx.agent, self.config.in_flight_ttl_seconds, now
+            )
+
+    async def wait_for_peers(self, pod: Pod) -> None:
+        """Let the bindings of just-scored peers (and replicas) arrive before scoring this pod.
+
+        Runs without the cache lock, so the watch threads can apply those bindings meanwhile.
+        """
+        agent = pod.agent
+        limit = self.config.peer_bind_wait_seconds
+        if agent is None or limit <= 0 or not self.state.watched:
+            return
+        with self.state.lock:
+            agents = frozenset([agent, *(n.agent for n in self.state.neighbours(pod.namespace, agent))])
+        start = time.monotonic()
+        waited = False
+        while self.state.in_flight(pod.namespace, agents, pod.key, time.monotonic()):
+            if time.monotonic() - start >= limit:
+                self.metrics.peer_wait_timeouts.inc()
+                break
+            waited = True
+            await asyncio.sleep(0.002)
+        if waited:
+            self.metrics.peer_wait.inc(time.monotonic() - start)
+
     def endpoint(self, verb: str, handle: Callable[[wire.ExtenderArgs], bytes]) -> Endpoint:
         latency = self.metrics.latency.labels(verb)
         limit = self.config.max_request_bytes
@@ -82,8 +115,10 @@ class Extender:
             start = time.perf_counter()
             try:
                 body = await read_body(request, limit)
+                args = wire.decode_args(body)
+                await self.wait_for_peers(args.pod)
                 with self.state.lock:
-                    content = handle(wire.decode_args(body))
+                    content = handle(args)
                 code = 200
             except BodyTooLarge:
                 code, content = 413, wire.encode_error_result(f"request body over {limit} bytes")

@@ -23,6 +23,10 @@ class Weights(BaseModel):
     # Equal to communication so that a light agent talking to a GPU agent lands beside it in the
     # same zone rather than squatting on the expensive GPU node itself.
     gpu: float = Field(default=2.0, ge=0)
+    # For pods that request GPUs: tightest fit, scaled so the best node gets 1. Stranded GPUs
+    # are the expensive mistake, so packing outweighs communication: 5 beats a half-better fit
+    # (2.5) plus full locality (2) on the bigger node.
+    gpu_packing: float = Field(default=5.0, ge=0)
 
 
 class ExtenderConfig(BaseModel):
@@ -36,6 +40,12 @@ class ExtenderConfig(BaseModel):
     # Share of the effective edge weight taken from observed traffic when a namespace has both
     # declared and observed edges: measurement and intent count equally by default.
     observed_fraction: float = Field(default=0.5, ge=0, le=1)
+    # kube-scheduler binds asynchronously and scores the next pod at once. A pod whose graph
+    # peers (or own replicas) were just scored waits up to this long for their bindings to
+    # arrive through the watch (milliseconds normally), so a team deployed together is placed
+    # together; a peer that failed to schedule is forgotten after in_flight_ttl_seconds.
+    peer_bind_wait_seconds: float = Field(default=1.0, ge=0, le=4)
+    in_flight_ttl_seconds: float = Field(default=3.0, gt=0)
     # Full Node objects of 5,000 nodes are ~50 MiB in nodeCacheCapable=false mode; anything
     # larger is not a request kube-scheduler sends.
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)

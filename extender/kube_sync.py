@@ -271,6 +271,7 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
 
 
 def start(state: ClusterState, api: client.ApiClient) -> list[Reflector]:
+    state.watched = True
     reflectors = []
     for resource in resources(state, api):
         state.expect(resource.name)

@@ -61,4 +61,14 @@ class ExtenderMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.peer_wait = Counter(
+            "kinship_extender_peer_bind_wait_seconds",
+            "Time calls spent waiting for just-scored peers to be seen bound.",
+            registry=self.registry,
+        )
+        self.peer_wait_timeouts = Counter(
+            "kinship_extender_peer_bind_wait_timeouts",
+            "Calls that stopped waiting for a just-scored peer (it may have failed to schedule).",
+            registry=self.registry,
+        )
         self.registry.register(_CacheCollector(state))

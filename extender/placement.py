@@ -206,7 +206,12 @@ def run_prioritize(
         np.add.at(own, pos[pos >= 0], own_counts[pos >= 0])
         terms["spread"] = scoring.spread(own)
 
-    terms["gpu"] = scoring.gpu_preference(ctx.gpus, cand.gpu_alloc, cand.gpu_free)
+    gpu = scoring.gpu_preference(ctx.gpus, cand.gpu_alloc, cand.gpu_free)
+    if ctx.gpus > 0:
+        weights["gpu"] = weights["gpu_packing"]
+        if (packed := scoring.normalized(gpu)) is not None:
+            gpu = packed
+    terms["gpu"] = gpu
     # kube-scheduler compares extender scores across nodes only, so a term that is equal on every
     # node says nothing; averaging it in would squeeze the informative terms into fewer of the
     # ten integer levels.

@@ -60,6 +60,14 @@ class ClusterState:
         self._synced: dict[str, bool] = {}
         # Bumped whenever a node gets or loses a slot: anything caching name -> slot checks it.
         self.node_generation = 0
+        # Pods the extender scored but has not yet seen bound: pod key -> (namespace, agent,
+        # monotonic deadline). kube-scheduler binds asynchronously and schedules the next pod
+        # at once; without this, a team deployed together would be placed as if its
+        # just-scheduled members did not exist.
+        self._in_flight: dict[str, tuple[str, str, float]] = {}
+        # True when watches feed the cache, so that bindings of scored pods will arrive; an
+        # offline snapshot never changes, and waiting for a binding there would be pointless.
+        self.watched = False
 
     # ---- readiness -------------------------------------------------------------------------
     def expect(self, *kinds: str) -> None:
@@ -179,6 +187,8 @@ class ClusterState:
         with self.lock:
             self._forget_pod(key)
             node = pod.spec.nodeName
+            if node or pod.terminated:
+                self._in_flight.pop(key, None)
             if not node or pod.terminated:
                 return
             record = PodRecord(
@@ -198,7 +208,25 @@ class ClusterState:
 
     def delete_pod(self, key: str) -> None:
         with self.lock:
+            self._in_flight.pop(key, None)
             self._forget_pod(key)
+
+    # ---- pods being scheduled --------------------------------------------------------------
+    def note_in_flight(self, key: str, namespace: str, agent: str, ttl_seconds: float, now: float) -> None:
+        """Remember a pod the extender just scored, until it is seen bound or `ttl` passes."""
+        with self.lock:
+            if key not in self._pods:
+                self._in_flight[key] = (namespace, agent, now + ttl_seconds)
+
+    def in_flight(self, namespace: str, agents: frozenset[str], exclude: str, now: float) -> bool:
+        """Whether any other pod of these agents was scored and is not bound yet."""
+        with self.lock:
+            for key in [k for k, (_, _, deadline) in self._in_flight.items() if deadline <= now]:
+                del self._in_flight[key]
+            return any(
+                ns == namespace and agent in agents and key != exclude
+                for key, (ns, agent, _) in self._in_flight.items()
+            )
 
     def replace_pods(self, pods: Iterable[Pod]) -> None:
         pods = list(pods)

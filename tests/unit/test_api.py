@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -192,3 +194,64 @@ def test_debug_log_carries_the_per_term_breakdown(
     assert "pod ops/docs-agent-5d8f7c9b64-q: agent docs-agent" in text
     assert "peer orchestrator: weight 0.40; runs on n-a1" in text
     assert "n-a1: score 10 (communication=5.00 gpu=5.00)" in text
+
+
+def test_a_pod_waits_for_its_just_scored_required_peer_to_be_bound(cluster_files) -> None:
+    """kube-scheduler binds asynchronously: the Argo CD MCP server is filtered before the
+    binding of the agent it must share a node with has arrived. The extender waits for it."""
+    import threading
+
+    import msgspec
+
+    from extender.app import create_app
+    from extender.config import ExtenderConfig
+    from extender.objects import Pod
+    from extender.offline import build_state
+
+    snap, graphs = cluster_files
+    state = build_state(snap, [graphs], 0.5)
+    state.watched = True  # as in cluster mode: bindings arrive through the watch
+    client = TestClient(create_app(state, ExtenderConfig()))
+    executor = k.pod("executor-2", "research", agent_label="executor", gpus=1)
+    # executor-1 runs on gpu-a1; executor-2 is scored (and now in flight) ...
+    client.post("/prioritize", json=args(executor))
+
+    def bind_later() -> None:  # ... and its binding arrives 100 ms later, on gpu-b1
+        time.sleep(0.1)
+        state.upsert_pod(
+            msgspec.convert({**executor, "spec": {**executor["spec"], "nodeName": "gpu-b1"}}, Pod)
+        )
+
+    threading.Thread(target=bind_later).start()
+    reviewer = k.pod("reviewer-1", "research", agent_label="reviewer")
+    start = time.monotonic()
+    body = client.post("/filter", json=args(reviewer)).json()
+    assert time.monotonic() - start >= 0.1
+    assert sorted(body["NodeNames"]) == ["gpu-a1", "gpu-b1"]  # both executors' nodes
+    waited = next(
+        float(line.split()[1])
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith("kinship_extender_peer_bind_wait_seconds_total ")
+    )
+    assert 0.05 <= waited < 1.0  # the binding lands 0.1 s after the thread starts
+
+
+def test_a_peer_that_never_binds_only_delays_by_the_configured_wait(cluster_files) -> None:
+    from extender.app import create_app
+    from extender.config import ExtenderConfig
+    from extender.offline import build_state
+
+    snap, graphs = cluster_files
+    state = build_state(snap, [graphs], 0.5)
+    state.watched = True
+    client = TestClient(create_app(state, ExtenderConfig(peer_bind_wait_seconds=0.2)))
+    client.post("/filter", json=args(k.pod("orchestrator-x", "ops", deployment="orchestrator")))
+    r = client.post("/prioritize", json=args(k.pod("docs-1", "ops", deployment="docs-agent")))
+    assert r.status_code == 200
+    assert "kinship_extender_peer_bind_wait_timeouts_total 1.0" in client.get("/metrics").text
+
+
+def test_offline_mode_never_waits(client: TestClient) -> None:
+    client.post("/filter", json=args(k.pod("orchestrator-x", "ops", deployment="orchestrator")))
+    client.post("/prioritize", json=args(k.pod("docs-1", "ops", deployment="docs-agent")))
+    assert "kinship_extender_peer_bind_wait_seconds_total 0.0" in client.get("/metrics").text
