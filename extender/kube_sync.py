@@ -174,7 +174,10 @@ class Reflector(threading.Thread):
 
     def _watch(self, version: str) -> None:
         while not self._stop_event.is_set():
+            started = time.monotonic()
             version = self.watch_once(version, WATCH_TIMEOUT_SECONDS)
+            if time.monotonic() - started < 1.0:  # ended at once (a proxy?): don't hammer
+                self._stop_event.wait(1.0)
 
     def watch_once(self, version: str, timeout_seconds: int) -> str:
         """One watch request from `version` until the server ends it; returns the last version

@@ -45,6 +45,7 @@ class Resources(msgspec.Struct):
 class Container(msgspec.Struct):
     name: str = ""
     resources: Resources | None = None
+    restartPolicy: str | None = None  # "Always" on an init container: a sidecar
 
 
 class PodSpec(msgspec.Struct):
@@ -96,14 +97,24 @@ class Node(msgspec.Struct):
 
 
 def pod_resource_request(pod: Pod, resource: str) -> float:
-    """Effective request of one resource, as the scheduler computes it.
-
-    max(sum over containers, max over init containers); a container that sets only a limit for an
-    extended resource requests that limit (extended resources cannot be overcommitted).
+    """Effective request of one resource, as kube-scheduler computes it (PodRequests in
+    k8s.io/component-helpers): sidecars (init containers with restartPolicy Always) run beside
+    the app containers and add to them; an ordinary init container runs alone, next to the
+    sidecars started before it. A container that sets only a limit for an extended resource
+    requests that limit (extended resources cannot be overcommitted).
     """
-    regular = sum(_container_request(c, resource) for c in pod.spec.containers)
-    init = max((_container_request(c, resource) for c in pod.spec.initContainers or ()), default=0.0)
-    return max(regular, init)
+    total = sum(_container_request(c, resource) for c in pod.spec.containers)
+    sidecars = 0.0
+    init_peak = 0.0
+    for c in pod.spec.initContainers or ():
+        request = _container_request(c, resource)
+        if c.restartPolicy == "Always":
+            total += request
+            sidecars += request
+            init_peak = max(init_peak, sidecars)
+        else:
+            init_peak = max(init_peak, request + sidecars)
+    return max(total, init_peak)
 
 
 def _container_request(container: Container, resource: str) -> float:
@@ -154,4 +165,7 @@ def _parse_quantity_str(text: str) -> float:
         parsed: Decimal = parse_quantity(text)
     except (ValueError, InvalidOperation, TypeError):
         raise ValueError(f"invalid quantity {text!r}") from None
-    return float(parsed)
+    value = float(parsed)
+    if not math.isfinite(value):  # "1e400" parses in Go but is no count of anything real
+        raise ValueError(f"invalid quantity {text!r}")
+    return value

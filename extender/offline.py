@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from extender.objects import Node, Pod
+from extender.objects import GPU_RESOURCE, Node, Pod, node_allocatable, pod_resource_request
 from extender.state import ClusterState
 from kinship.errors import InputError
 from kinship.graph import AgentGraph, parse_agent_graph
@@ -65,10 +65,16 @@ def load_snapshot(path: Path) -> tuple[list[Node], list[Pod]]:
             continue
         if not obj.metadata.name:
             problems.append(f"items[{i}] ({kind}): missing metadata.name")
-        elif isinstance(obj, Node):
-            nodes.append(obj)
-        else:
-            pods.append(obj)
+            continue
+        try:  # quantities are read lazily by the cache; a bad one is the file's problem
+            if isinstance(obj, Node):
+                node_allocatable(obj, GPU_RESOURCE)
+                nodes.append(obj)
+            else:
+                pod_resource_request(obj, GPU_RESOURCE)
+                pods.append(obj)
+        except ValueError as exc:
+            problems.append(f"items[{i}] ({kind} {obj.metadata.name}): {exc}")
     if problems:
         raise InputError(source, problems)
     if not nodes:

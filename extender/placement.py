@@ -82,6 +82,8 @@ class NameResolver:
         key = (raw, state.node_generation)
         if key != self._key:
             names = wire.decode_node_names(raw)
+            if len(set(names)) != len(names):
+                raise wire.WireError("invalid ExtenderArgs: duplicate names in `NodeNames`")
             template = wire.PriorityTemplate(names) if wire.json_safe(names) else None
             slots = state.slots_of(names)
             self._value = ResolvedNames(names, slots, slot_positions(slots, state.capacity), template)
@@ -145,13 +147,10 @@ class FilterOutcome:
 
 
 def run_filter(state: ClusterState, ctx: PodContext, cand: Candidates) -> FilterOutcome:
-    ok = scoring.gpu_fits(ctx.gpus, cand.gpu_free)
-    outcome = FilterOutcome(passed=ok.copy())
-    for i in np.flatnonzero(~ok):
-        outcome.failed[cand.names[i]] = (
-            f"insufficient {GPU_RESOURCE}: pod requests {ctx.gpus:g}, node has "
-            f"{max(cand.gpu_free[i], 0):g} free of {cand.gpu_alloc[i]:g}"
-        )
+    """Co-location first: a node without the Required peer is unresolvable whatever else is
+    wrong with it (preemption cannot bring the peer there); then GPU fit, which preemption can
+    change."""
+    outcome = FilterOutcome(passed=np.ones(len(cand), dtype=bool))
     for peer in ctx.neighbours:
         if peer.colocation is not Colocation.REQUIRED:
             continue
@@ -165,6 +164,13 @@ def run_filter(state: ClusterState, ctx: PodContext, cand: Candidates) -> Filter
                 f"Required co-location with agent {peer.agent!r}, which runs on {where}"
             )
         outcome.passed &= hosts
+    fits = scoring.gpu_fits(ctx.gpus, cand.gpu_free)
+    for i in np.flatnonzero(~fits & outcome.passed):
+        outcome.failed[cand.names[i]] = (
+            f"insufficient {GPU_RESOURCE}: pod requests {ctx.gpus:g}, node has "
+            f"{max(cand.gpu_free[i], 0):g} free of {cand.gpu_alloc[i]:g}"
+        )
+    outcome.passed &= fits
     return outcome
 
 

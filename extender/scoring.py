@@ -58,8 +58,11 @@ def communication(
     for peer, share in zip(peers, shares, strict=True):
         here = peer.positions >= 0
         pos = peer.positions[here]
-        # the zone part above already credited f of a same-node pod (nothing if zoneless)
-        missing = np.where(cand_zones[pos] >= 0, 1.0 - same_zone_fraction, 1.0)
+        # the zone part above already credited f of a same-node pod when the candidate's zone is
+        # the one the peer was counted in (a Nodes-mode request may carry fresher labels)
+        zone = cand_zones[pos]
+        credited = (zone >= 0) & (zone == peer.zones[here])
+        missing = np.where(credited, 1.0 - same_zone_fraction, 1.0)
         np.add.at(result, pos, share[here] * missing)
     return result
 

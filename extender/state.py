@@ -8,6 +8,7 @@ gather from without a Python loop; pods are kept only as the indexes placement n
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from numpy.typing import NDArray
 from extender.objects import GPU_RESOURCE, Node, Pod, node_allocatable, pod_resource_request
 from kinship.graph import AgentGraph, Neighbour, team_adjacency
 
+log = logging.getLogger("kinship.extender.state")
 AgentKey = tuple[str, str]  # (namespace, agent)
 NO_ZONE = -1
 
@@ -100,6 +102,11 @@ class ClusterState:
 
     def upsert_node(self, node: Node) -> None:
         name = node.metadata.name
+        try:
+            gpus = node_allocatable(node, GPU_RESOURCE)
+        except ValueError as exc:  # one bad object must not stop the cache from following
+            log.warning("node %s: %s; counting no GPUs on it", name, exc)
+            gpus = 0.0
         with self.lock:
             slot = self._slot.get(name)
             if slot is None:
@@ -109,7 +116,7 @@ class ClusterState:
                 self._names[slot] = name
                 self.gpu_used[slot] = sum(self._pods[k].gpu for k in self._node_pods.get(name, ()))
             self.zone_id[slot] = self.zone_index(node.zone)
-            self.gpu_alloc[slot] = node_allocatable(node, GPU_RESOURCE)
+            self.gpu_alloc[slot] = gpus
 
     def delete_node(self, name: str) -> None:
         with self.lock:
@@ -191,12 +198,17 @@ class ClusterState:
                 self._in_flight.pop(key, None)
             if not node or pod.terminated:
                 return
+            try:
+                gpus = pod_resource_request(pod, GPU_RESOURCE)
+            except ValueError as exc:  # one bad object must not stop the cache from following
+                log.warning("pod %s/%s: %s; not indexed", pod.namespace, pod.metadata.name, exc)
+                return
             record = PodRecord(
                 namespace=pod.namespace,
                 name=pod.metadata.name,
                 agent=pod.agent,
                 node=node,
-                gpu=pod_resource_request(pod, GPU_RESOURCE),
+                gpu=gpus,
             )
             self._pods[key] = record
             self._node_pods[node].add(key)
