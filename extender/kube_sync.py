@@ -248,6 +248,27 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
         elif (graph := graph_of(raw)) is not None:
             state.upsert_graph(graph)
 
+    def profile_of(raw: msgspec.Raw) -> tuple[str, str, dict[str, Any]] | None:
+        obj = msgspec.json.decode(raw)
+        meta = obj.get("metadata") or {}
+        agent = (obj.get("spec") or {}).get("agent") or meta.get("name")
+        status = obj.get("status") or {}
+        if not agent or not isinstance(status, dict):
+            return None
+        return meta.get("namespace") or "default", agent, status
+
+    def profile_event(kind: str, raw: msgspec.Raw) -> None:
+        if (profile := profile_of(raw)) is None:
+            return
+        namespace, agent, status = profile
+        if kind == "DELETED":
+            state.delete_profile(namespace, agent)
+        else:
+            state.upsert_profile(namespace, agent, status)
+
+    def list_profiles(**kwargs: Any) -> Any:
+        return custom.list_cluster_custom_object(GROUP, VERSION, "agentprofiles", **kwargs)
+
     def list_graphs(**kwargs: Any) -> Any:
         return custom.list_cluster_custom_object(GROUP, VERSION, "agentgraphs", **kwargs)
 
@@ -268,6 +289,13 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
             list_graphs,
             lambda raws: state.replace_graphs(g for g in map(graph_of, raws) if g is not None),
             graph_event,
+            optional=True,
+        ),
+        Resource(
+            "agentprofiles",
+            list_profiles,
+            lambda raws: state.replace_profiles(p for p in map(profile_of, raws) if p is not None),
+            profile_event,
             optional=True,
         ),
     ]

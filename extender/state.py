@@ -58,6 +58,9 @@ class ClusterState:
         self._agent_nodes: dict[AgentKey, Counter[str]] = defaultdict(Counter)
         self._node_pods: dict[str, set[str]] = defaultdict(set)
         self._graphs: dict[tuple[str, str], AgentGraph] = {}
+        # AgentProfile status by (namespace, agent), as the predictor publishes it; read by
+        # spike-aware fit (issue 5), held here so that it is synced before /readyz says ready.
+        self._profiles: dict[AgentKey, dict[str, object]] = {}
         self._adjacency: dict[str, dict[str, tuple[Neighbour, ...]]] = {}
         self._synced: dict[str, bool] = {}
         # Bumped whenever a node gets or loses a slot: anything caching name -> slot checks it.
@@ -314,6 +317,23 @@ class ClusterState:
         else:
             self._adjacency.pop(namespace, None)
 
+    # ---- agent profiles --------------------------------------------------------------------
+    def upsert_profile(self, namespace: str, agent: str, status: dict[str, object]) -> None:
+        with self.lock:
+            self._profiles[(namespace, agent)] = status
+
+    def delete_profile(self, namespace: str, agent: str) -> None:
+        with self.lock:
+            self._profiles.pop((namespace, agent), None)
+
+    def replace_profiles(self, profiles: Iterable[tuple[str, str, dict[str, object]]]) -> None:
+        fresh = {(ns, agent): status for ns, agent, status in profiles}
+        with self.lock:
+            self._profiles = fresh
+
+    def profile(self, namespace: str, agent: str) -> dict[str, object] | None:
+        return self._profiles.get((namespace, agent))
+
     # ---- sizes (for /metrics) --------------------------------------------------------------
     def sizes(self) -> dict[str, int]:
         with self.lock:
@@ -322,4 +342,5 @@ class ClusterState:
                 "pods": len(self._pods),
                 "agents": len(self._agent_nodes),
                 "agentgraphs": len(self._graphs),
+                "agentprofiles": len(self._profiles),
             }

@@ -115,7 +115,7 @@ def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
         raise InputError(str(kubeconfig or "kubeconfig"), [f"cannot load Kubernetes config: {exc}"]) from None
     state = ClusterState(observed_fraction=observed_fraction)
     kube_sync.start(state, client.ApiClient(configuration))
-    log.info("cluster mode via %s: watching nodes, pods, agentgraphs", source)
+    log.info("cluster mode via %s: watching nodes, pods, agentgraphs, agentprofiles", source)
     return state
 
 

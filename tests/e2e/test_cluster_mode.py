@@ -193,3 +193,28 @@ current-context: x
         r = httpx.get(f"{url}/readyz")
         assert r.status_code == 503
         assert "nodes" in r.text and "pods" in r.text
+
+
+def test_agent_profiles_are_watched(api: client.ApiClient, namespace: str, extender: str) -> None:
+    custom = client.CustomObjectsApi(api)
+
+    def cached() -> float:
+        text = httpx.get(f"{extender}/metrics").text
+        line = next(
+            x
+            for x in text.splitlines()
+            if x.startswith('kinship_extender_cache_objects{kind="agentprofiles"}')
+        )
+        return float(line.split()[1])
+
+    before = cached()
+    profile = {
+        "apiVersion": "kinship.dev/v1alpha1",
+        "kind": "AgentProfile",
+        "metadata": {"name": "executor", "namespace": namespace},
+        "spec": {"agent": "executor"},
+    }
+    custom.create_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentprofiles", profile)
+    eventually(lambda: cached() == before + 1)
+    custom.delete_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentprofiles", "executor")
+    eventually(lambda: cached() == before)
