@@ -310,12 +310,3 @@ def start(state: ClusterState, api: client.ApiClient) -> list[Reflector]:
         reflector.start()
         reflectors.append(reflector)
     return reflectors
-
-
-def wait_synced(state: ClusterState, timeout_seconds: float) -> bool:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if state.ready:
-            return True
-        time.sleep(0.05)
-    return state.ready

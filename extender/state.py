@@ -284,10 +284,6 @@ class ClusterState:
         slots, weights = zip(*pairs, strict=True)
         return np.asarray(slots, dtype=np.intp), np.asarray(weights, dtype=np.float64)
 
-    def pods_on(self, node: str) -> list[PodRecord]:
-        with self.lock:
-            return [self._pods[k] for k in self._node_pods.get(node, ())]
-
     # ---- graphs ----------------------------------------------------------------------------
     def upsert_graph(self, graph: AgentGraph) -> None:
         with self.lock:
@@ -330,9 +326,6 @@ class ClusterState:
         fresh = {(ns, agent): status for ns, agent, status in profiles}
         with self.lock:
             self._profiles = fresh
-
-    def profile(self, namespace: str, agent: str) -> dict[str, object] | None:
-        return self._profiles.get((namespace, agent))
 
     # ---- sizes (for /metrics) --------------------------------------------------------------
     def sizes(self) -> dict[str, int]:

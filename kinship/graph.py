@@ -9,7 +9,7 @@ requests per second, so neither unit can be compared to the other directly.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -151,10 +151,3 @@ def team_adjacency(
         adjacency[a].append(Neighbour(b, weight, mode))
         adjacency[b].append(Neighbour(a, weight, mode))
     return {agent: tuple(sorted(ns, key=lambda n: n.agent)) for agent, ns in adjacency.items()}
-
-
-def edges_summary(neighbours: Sequence[Neighbour]) -> str:
-    return ", ".join(
-        f"{n.agent}({n.weight:.2f}{', Required' if n.colocation is Colocation.REQUIRED else ''})"
-        for n in neighbours
-    )
