@@ -79,7 +79,8 @@ class Extender:
         return wire.encode_priorities(cand.names, prio.scores, cand.template)
 
     def _note_in_flight(self, pod: Pod, ctx: placement.PodContext) -> None:
-        if ctx.agent is not None:
+        # Only watches deliver bindings (and only waiting prunes the entries): offline, skip it.
+        if ctx.agent is not None and self.state.watched:
             now = time.monotonic()
             self.state.note_in_flight(
                 pod.key, ctx.namespace, ctx.agent, self.config.in_flight_ttl_seconds, now

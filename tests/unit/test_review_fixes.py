@@ -88,3 +88,17 @@ def test_same_node_credit_when_the_request_relabels_the_node_zone() -> None:
     peer = scoring.PeerPlacement(1.0, np.array([0]), np.array([1.0]), np.array([0]))
     got = scoring.communication(np.array([1, 0]), [peer], 0.5, n_zones=2)
     assert got.tolist() == [1.0, 0.5]
+
+
+def test_offline_mode_keeps_no_in_flight_entries(cluster_files) -> None:
+    # nothing prunes them without watches: a long-running offline server would grow forever
+    from extender.app import create_app
+    from extender.config import ExtenderConfig
+    from extender.offline import build_state
+
+    snap, graphs = cluster_files
+    state = build_state(snap, [graphs], 0.5)
+    client = TestClient(create_app(state, ExtenderConfig()))
+    for i in range(5):
+        client.post("/prioritize", json=args(k.pod(f"docs-{i}", "ops", deployment="docs-agent")))
+    assert state._in_flight == {}
