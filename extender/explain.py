@@ -22,6 +22,7 @@ from extender.placement import (
     PodContext,
     Priorities,
     candidates_from_names,
+    resolve_names,
     run_filter,
     run_prioritize,
 )
@@ -131,13 +132,16 @@ def render(
             ctx = PodContext.of(pod, state)
         except WireError as exc:
             raise InputError(str(pod_file), [str(exc)]) from None
-        cand = candidates_from_names(state, state.node_names())
+        cand = candidates_from_names(state, resolve_names(state, state.node_names()))
         filt = run_filter(state, ctx, cand)
         passed = np.flatnonzero(filt.passed)
         prio = None
         if passed.size:
             prio = run_prioritize(
-                state, ctx, candidates_from_names(state, [cand.names[i] for i in passed]), config
+                state,
+                ctx,
+                candidates_from_names(state, resolve_names(state, [cand.names[i] for i in passed])),
+                config,
             )
         zone_names = {i: z for z, i in state.zones().items()}
     for line in header_lines(ctx, prio, state):

@@ -85,8 +85,7 @@ class NameResolver:
             if len(set(names)) != len(names):
                 raise wire.WireError("invalid ExtenderArgs: duplicate names in `NodeNames`")
             template = wire.PriorityTemplate(names) if wire.json_safe(names) else None
-            slots = state.slots_of(names)
-            self._value = ResolvedNames(names, slots, slot_positions(slots, state.capacity), template)
+            self._value = resolve_names(state, names, template)
             self._key = key
         return self._value
 
@@ -99,21 +98,25 @@ class ResolvedNames:
     template: wire.PriorityTemplate | None
 
 
-def candidates_from_names(
-    state: ClusterState, names: list[str], resolved: ResolvedNames | None = None
-) -> Candidates:
+def resolve_names(
+    state: ClusterState, names: list[str], template: wire.PriorityTemplate | None = None
+) -> ResolvedNames:
+    slots = state.slots_of(names)
+    return ResolvedNames(names, slots, slot_positions(slots, state.capacity), template)
+
+
+def candidates_from_names(state: ClusterState, resolved: ResolvedNames) -> Candidates:
     """nodeCacheCapable: every fact about a node comes from the cache."""
-    slots = resolved.slots if resolved is not None else state.slots_of(names)
-    positions = resolved.positions if resolved is not None else slot_positions(slots, state.capacity)
+    slots = resolved.slots
     alloc = state.gpu_alloc[slots]
     return Candidates(
-        names=names,
+        names=resolved.names,
         slots=slots,
         zones=state.zone_id[slots],
         gpu_alloc=alloc,
         gpu_free=alloc - state.gpu_used[slots],
-        positions=positions,
-        template=resolved.template if resolved is not None else None,
+        positions=resolved.positions,
+        template=resolved.template,
     )
 
 
@@ -134,8 +137,7 @@ def candidates_from_nodes(state: ClusterState, items: list[msgspec.Raw]) -> Cand
 
 def candidates(state: ClusterState, args: wire.ExtenderArgs, resolver: NameResolver) -> Candidates:
     if args.node_names_raw is not None:
-        resolved = resolver.resolve(state, args.node_names_raw)
-        return candidates_from_names(state, resolved.names, resolved)
+        return candidates_from_names(state, resolver.resolve(state, args.node_names_raw))
     return candidates_from_nodes(state, args.node_items or [])
 
 
