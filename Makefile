@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV := .venv
 
-.PHONY: demo test bench lint
+.PHONY: demo demo-offline test bench lint
 .DEFAULT_GOAL := help
 
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -15,12 +15,16 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	@touch $@
 
 help:
-	@echo "make demo   - serve the example agent teams offline and explain their placement"
+	@echo "make demo         - local cluster + extender, example teams under kinship and the default scheduler"
+	@echo "make demo-offline - serve the example agent teams from files and explain their placement"
 	@echo "make test   - the whole test suite (unit, integration, e2e)"
 	@echo "make bench  - extender latency benchmark (prints figures)"
 	@echo "make lint   - ruff and mypy"
 
 demo: $(VENV)/.synced
+	./hack/demo-cluster.sh
+
+demo-offline: $(VENV)/.synced
 	./hack/demo-offline.sh
 
 test: $(VENV)/.synced

@@ -93,13 +93,11 @@ def serve(
     server.run()
 
 
-def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
+def _api_client(kubeconfig: Path | None) -> Any:
+    """In-cluster config first when in a pod, else the kubeconfig (KUBECONFIG, ~/.kube/config)."""
     from kubernetes import client
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
-
-    from extender import kube_sync
-    from extender.state import ClusterState
 
     configuration = client.Configuration()
     try:
@@ -113,9 +111,18 @@ def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
             source = str(kubeconfig or "~/.kube/config")
     except (ConfigException, OSError) as exc:
         raise InputError(str(kubeconfig or "kubeconfig"), [f"cannot load Kubernetes config: {exc}"]) from None
+    log.debug("Kubernetes API via %s", source)
+    return client.ApiClient(configuration)
+
+
+def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
+    from extender import kube_sync
+    from extender.state import ClusterState
+
+    api = _api_client(kubeconfig)
     state = ClusterState(observed_fraction=observed_fraction)
-    kube_sync.start(state, client.ApiClient(configuration))
-    log.info("cluster mode via %s: watching nodes, pods, agentgraphs, agentprofiles", source)
+    kube_sync.start(state, api)
+    log.info("cluster mode: watching nodes, pods, agentgraphs, agentprofiles")
     return state
 
 
@@ -140,6 +147,57 @@ def explain(
         render(Console(), state, cfg, pod, name)
     except InputError as exc:
         raise _fail(exc) from None
+
+
+@app.command()
+def demo(
+    kubeconfig: Annotated[
+        Path | None, typer.Option(envvar="KUBECONFIG", help="Cluster to deploy the example teams to.")
+    ] = None,
+    examples: Annotated[Path, typer.Option(help="Directory with the example teams.")] = Path("examples"),
+    extender_url: Annotated[
+        str | None,
+        typer.Option(envvar="KINSHIP_EXTENDER_URL", help="Extender whose graph cache to wait for."),
+    ] = None,
+) -> None:
+    """Deploy the example teams under kinship and the default scheduler; show placements and traffic."""
+    from rich.console import Console
+
+    from kinship.demo import run_demo
+
+    def graphs_cached(count: int) -> None:
+        if extender_url:
+            _wait_graphs_cached(extender_url, count)
+
+    try:
+        run_demo(_api_client(kubeconfig), examples, Console(), graphs_cached)
+    except InputError as exc:
+        raise _fail(exc) from None
+    except TimeoutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+
+
+def _wait_graphs_cached(extender_url: str, count: int, timeout_seconds: float = 30) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_seconds
+    prefix = 'kinship_extender_cache_objects{kind="agentgraphs"}'
+    while True:
+        try:
+            with urllib.request.urlopen(f"{extender_url}/metrics", timeout=5) as reply:
+                text = reply.read().decode()
+            cached = sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(prefix))
+            if cached >= count:
+                return
+        except OSError as exc:
+            log.debug("extender metrics: %s", exc)
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"the extender at {extender_url} did not cache {count} AgentGraphs in {timeout_seconds:.0f} s"
+            )
+        time.sleep(0.2)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m kinship`

@@ -1,0 +1,96 @@
+"""`nodeCacheCapable: false`: kube-scheduler sends whole Node objects and reads only `Nodes` from a
+filter reply. A third kube-scheduler runs the shipped config with that one setting flipped and its
+own schedulerName, against the same extender."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+import yaml
+from kubernetes import client
+
+from kinship.demo import delete_namespace, gpu_squatters, wait_bound
+from tests.e2e.teams import cluster_env, deploy_team, example_team, extender_calls
+from tests.serving import free_port
+
+pytestmark = pytest.mark.e2e
+SCHEDULER = "kinship-nodes"
+
+
+def rendered_config(source: Path, target: Path) -> Path:
+    """The local cluster's rendered copy of manifests/scheduler/kinship-scheduler-config.yaml, with
+    only the scheduler name and the cache mode changed."""
+    config = yaml.safe_load(source.read_text())
+    (profile,) = config["profiles"]
+    profile["schedulerName"] = SCHEDULER
+    (extender,) = config["extenders"]
+    assert extender["nodeCacheCapable"] is True  # the shipped mode; this test flips it
+    extender["nodeCacheCapable"] = False
+    target.write_text(yaml.safe_dump(config))
+    return target
+
+
+@pytest.fixture(scope="module")
+def nodes_mode_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = cluster_env()
+    config = rendered_config(
+        Path(env["KINSHIP_SCHEDULER_CONFIG"]), tmp_path_factory.mktemp("sched") / "config.yaml"
+    )
+    port = free_port()
+    log = (Path(env["KINSHIP_STATE_DIR"]) / "logs" / "kinship-nodes-scheduler.log").open("w")
+    proc = subprocess.Popen(
+        [
+            f"{env['KINSHIP_KUBE_BIN_DIR']}/kube-scheduler",
+            f"--config={config}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--profiling=false",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, f"kube-scheduler exited {proc.returncode}; see {log.name}"
+            assert time.monotonic() < deadline, "kube-scheduler (nodeCacheCapable: false) not healthy in 60 s"
+            time.sleep(0.3)
+        yield log.name
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_whole_node_objects_mode_places_the_team(api: client.ApiClient, nodes_mode_scheduler: str) -> None:
+    ns = "agents-ops-nodes"
+    team = example_team(ns, scheduler=SCHEDULER, copy_of="agents-ops")
+    core = client.CoreV1Api(api)
+    before = extender_calls()
+    try:
+        deploy_team(api, team)  # one burst, as in the NodeNames-mode test
+        placed = wait_bound(core, ns, team.replicas)
+    finally:
+        delete_namespace(api, ns)
+    assert extender_calls() > before
+    # Required co-location is a filter: with a reply in the wrong mode every node would be
+    # dropped and the pods would stay Pending (wait_bound would have failed).
+    assert placed["argocd-mcp"] == placed["argocd-agent"]
+    assert set(placed["argocd-agent"]) & set(placed["orchestrator"])
+    gpus = {
+        n.metadata.name: int(n.status.allocatable.get("nvidia.com/gpu", "0")) for n in core.list_node().items
+    }
+    assert gpu_squatters(placed, team, gpus) == []
+    log = Path(nodes_mode_scheduler).read_text()
+    assert not re.search(r"extender.*(error|failed)", log, re.IGNORECASE), log[-2000:]
