@@ -11,8 +11,9 @@ class OtlpReceiverConfig(BaseModel):
     """Where to listen, how much to accept, and how long to wait for the other side of a call.
 
     Every buffer is bounded by a count, so the receiver's memory has a ceiling no matter how much
-    traffic arrives: roughly max_indexed_spans x ~250 B + max_pending_spans x ~300 B, plus
-    max_concurrent_requests x max_request_bytes of request buffers.
+    traffic arrives: roughly max_indexed_spans x ~530 B (measured, benchmarks/bench_otlp.py) plus
+    max_concurrent_requests x max_request_bytes of request buffers; waiting children are mostly
+    index entries already.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -34,7 +35,7 @@ class OtlpReceiverConfig(BaseModel):
     # export every 5 s and agent calls (LLM round trips) last tens of seconds, so one minute
     # matches nearly all calls while keeping peer-only edges at most a minute late.
     match_window_seconds: float = Field(default=60.0, gt=0)
-    # Recent spans kept as possible parents (~250 B each: ~25 MiB). At 1,000 spans/s this holds
+    # Recent spans kept as possible parents (~530 B each: ~50 MiB). At 1,000 spans/s this holds
     # 100 s, more than the match window; above that rate the oldest go first (counted).
     max_indexed_spans: int = Field(default=100_000, ge=1)
     # Children whose remote parent has not arrived yet. Only spans whose parent may live in another

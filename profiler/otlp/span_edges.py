@@ -96,11 +96,14 @@ class CallMatcher:
         """
         calls = self.expire(now)
         fresh: list[SpanRecord] = []
+        last_service: tuple[str, str] | None = None
         for record in records:
             if record.span_id in self._index:
                 self.counters.duplicate_spans += 1
                 continue
-            self._remember_service(record.namespace, record.service)
+            if (record.namespace, record.service) != last_service:  # a request is mostly one resource
+                last_service = (record.namespace, record.service)
+                self._remember_service(*last_service)
             self._index[record.span_id] = (now, record)
             fresh.append(record)
         for record in fresh:

@@ -41,6 +41,7 @@ KIND_CLIENT = Span.SPAN_KIND_CLIENT
 KIND_PRODUCER = Span.SPAN_KIND_PRODUCER
 KIND_CONSUMER = Span.SPAN_KIND_CONSUMER
 CALLER_KINDS = frozenset({KIND_CLIENT, KIND_PRODUCER})
+_CALLEE_KINDS = frozenset({KIND_SERVER, KIND_CONSUMER})
 
 _HAS_IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
@@ -114,26 +115,35 @@ def _is_local(flags: int) -> bool:
 
 
 def span_record(span: Span, namespace: str, service: str) -> SpanRecord:
-    """Flatten one span. Links count only on CONSUMER spans: there they name the messages consumed
-    (batch receive); on other kinds they are loose "related to" pointers, not calls."""
+    """Flatten one span.
+
+    Links count only on CONSUMER spans: there they name the messages consumed (batch receive); on
+    other kinds they are loose "related to" pointers, not calls. Attributes are read only on the
+    four call kinds, where the semantic conventions put sizes and peers: INTERNAL spans (LLM and
+    tool steps, most of an agent's spans) skip the costliest part of decoding.
+    """
+    kind = span.kind
     remote: list[bytes] = []
     local: list[bytes] = []
-    if span.parent_span_id:
-        (local if _is_local(span.flags) else remote).append(span.parent_span_id)
-    if span.kind == KIND_CONSUMER:
+    parent = span.parent_span_id
+    if parent:
+        (local if _is_local(span.flags) else remote).append(parent)
+    if kind == KIND_CONSUMER:
         for link in span.links:
             if link.span_id and link.span_id not in remote and link.span_id not in local:
                 (local if _is_local(link.flags) else remote).append(link.span_id)
-    size_bytes, peer_service, peer_host = _scan_attributes(span.attributes)
-    if span.kind not in CALLER_KINDS:
-        peer_service = peer_host = None
+    size_bytes, peer_service, peer_host = 0, None, None
+    if kind in CALLER_KINDS:
+        size_bytes, peer_service, peer_host = _scan_attributes(span.attributes)
+    elif kind in _CALLEE_KINDS:
+        size_bytes, _, _ = _scan_attributes(span.attributes)
     duration_ns = span.end_time_unix_nano - span.start_time_unix_nano
     return SpanRecord(
         span_id=span.span_id,
         service=service,
         namespace=namespace,
-        kind=span.kind,
-        duration_seconds=max(0, duration_ns) / 1e9,
+        kind=kind,
+        duration_seconds=duration_ns / 1e9 if duration_ns > 0 else 0.0,
         size_bytes=size_bytes,
         remote_refs=tuple(remote),
         local_refs=tuple(local),
