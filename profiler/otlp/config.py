@@ -11,7 +11,7 @@ class OtlpReceiverConfig(BaseModel):
     """Where to listen, how much to accept, and how long to wait for the other side of a call.
 
     Every buffer is bounded by a count, so the receiver's memory has a ceiling no matter how much
-    traffic arrives: roughly max_indexed_spans x ~530 B (measured, benchmarks/bench_otlp.py) plus
+    traffic arrives: roughly max_indexed_spans x ~530 B (tracemalloc, the benchmark's spans) plus
     max_concurrent_requests x max_request_bytes of request buffers; waiting children are mostly
     index entries already.
     """
