@@ -227,6 +227,16 @@ def test_oversized_and_malformed_requests_are_refused_and_the_receiver_keeps_ser
         rx.collect()
 
 
+def test_a_port_already_taken_fails_start_instead_of_sharing_it() -> None:
+    first = OtlpReceiver(OtlpReceiverConfig(port=0))
+    port = first.start()
+    try:
+        with pytest.raises(OSError, match=str(port)):
+            OtlpReceiver(OtlpReceiverConfig(port=port)).start()
+    finally:
+        first.stop(grace_seconds=0)
+
+
 def test_requests_over_the_concurrency_limit_get_resource_exhausted() -> None:
     rx = OtlpReceiver(OtlpReceiverConfig(port=0, max_concurrent_requests=2, worker_threads=2))
     port = rx.start()
