@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from kinship.errors import InputError
+from profiler.cli import profile  # light: typer only; the profiler's modules load inside the command
 
 app = typer.Typer(
     name="kinship",
@@ -140,6 +141,9 @@ def explain(
         render(Console(), state, cfg, pod, name)
     except InputError as exc:
         raise _fail(exc) from None
+
+
+app.command("profile")(profile)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m kinship`
