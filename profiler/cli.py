@@ -127,6 +127,8 @@ def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:
             import yaml
 
             sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+        if result.answered and not runner.teams():
+            log.warning("no traffic between agents in the window; nothing written")
         for name, err in result.failed.items():
             typer.echo(f"error: source {name}: {err}", err=True)
         log.info("one round: %s; %d edges", result.result, model.edge_count())

@@ -126,6 +126,9 @@ class PrometheusConfig(BaseModel):
     window: str = "5m"
     # Per query; a slow Prometheus must cost one failed round, never a hung profiler.
     query_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Evaluate queries this far in the past: a scrape's samples are stamped when it starts but
+    # queryable only once ingested, up to a scrape timeout (Prometheus's default: 10 s) later.
+    query_delay_seconds: float = Field(default=10.0, ge=0)
     # Overrides of the default query sets, by mesh name (only the keys given change).
     query_sets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Namespace of edges from a format without namespace labels (servicegraph by default).

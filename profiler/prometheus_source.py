@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,11 +31,8 @@ def _by(qs: QuerySet) -> str:
     return ", ".join(dict.fromkeys(labels))
 
 
-def _matchers(qs: QuerySet, name: str | None = None) -> str:
-    parts = [f'__name__=~"{name}"'] if name else []
-    if qs.selector.strip():
-        parts.append(qs.selector.strip())
-    return "{" + ", ".join(parts) + "}"
+def _matchers(qs: QuerySet) -> str:
+    return "{" + qs.selector.strip() + "}"
 
 
 def build_queries(qs: QuerySet, window: str) -> dict[str, str]:
@@ -43,9 +41,10 @@ def build_queries(qs: QuerySet, window: str) -> dict[str, str]:
     queries = {
         "requests": f"sum by ({by}) (rate({qs.requests_metric}{_matchers(qs)}[{window}]))",
     }
-    if qs.bytes_metrics:
-        names = "|".join(qs.bytes_metrics)
-        queries["bytes"] = f"sum by ({by}) (rate({_matchers(qs, names)}[{window}]))"
+    # One query per bytes metric: rate() drops the metric name, so a single regex selector over
+    # several names fails in Prometheus ("vector cannot contain metrics with the same labelset").
+    for name in qs.bytes_metrics:
+        queries[f"bytes:{name}"] = f"sum by ({by}) (rate({name}{_matchers(qs)}[{window}]))"
     if qs.latency_bucket_metric:
         queries["latency"] = (
             f"histogram_quantile(0.5, sum by (le, {by}) "
@@ -123,8 +122,11 @@ def samples_from_replies(
     requests: dict[EdgeKey, float] = {}
     bytes_: dict[EdgeKey, float] = {}
     latency: dict[EdgeKey, float] = {}
-    for quantity, target in (("requests", requests), ("bytes", bytes_)):
-        for labels, value in _series(replies.get(quantity, []), quantity):
+    for quantity, reply in replies.items():
+        if quantity == "latency":
+            continue
+        target = requests if quantity == "requests" else bytes_
+        for labels, value in _series(reply, quantity):
             key = mapper.edge(labels)
             if key is not None and math.isfinite(value) and value > 0:
                 target[key] = target.get(key, 0.0) + value
@@ -163,6 +165,7 @@ class PrometheusSource:
         self._qs = cfg.query_set(mesh)
         self._queries = build_queries(self._qs, cfg.window)
         self._timeout_seconds = cfg.query_timeout_seconds
+        self._delay_seconds = cfg.query_delay_seconds
         self._default_namespace = cfg.default_namespace
         self._agent_names = dict(agent_names or {})
         # No retries inside the client: the runner retries with its own backoff and budget.
@@ -179,12 +182,17 @@ class PrometheusSource:
         from prometheus_api_client.exceptions import PrometheusApiClientException
 
         replies: dict[str, Any] = {}
+        params = {
+            # One evaluation time for every query of the round, a little in the past: requests,
+            # bytes and latency then describe the same samples (a scrape that is still being
+            # ingested would otherwise land between two queries), and their ratios are exact.
+            "time": f"{time.time() - self._delay_seconds:.3f}",
+            # Also bounds the evaluation inside Prometheus, not only our socket.
+            "timeout": f"{max(1, round(self._timeout_seconds * 1000))}ms",
+        }
         for quantity, query in self._queries.items():
             try:
-                # `timeout` also bounds the evaluation inside Prometheus, not only our socket.
-                replies[quantity] = self._client.custom_query(
-                    query, params={"timeout": f"{self._timeout_seconds}s"}
-                )
+                replies[quantity] = self._client.custom_query(query, params=params)
             except requests.Timeout:
                 raise SourceError(
                     f"{self.name}: Prometheus did not answer within {self._timeout_seconds}s"

@@ -172,7 +172,8 @@ class Runner:
 
     def publish(self, now: float) -> None:
         teams = self.teams()
-        if self.out is not None:
+        if self.out is not None and teams:
+            # Not with no teams at all: `kinship serve --graph` refuses a file without documents.
             specs = {(g.namespace, g.name): g.spec for g in self.existing}
             write_yaml(self.out, render_documents(teams, now, specs))
         if self.writer is None:

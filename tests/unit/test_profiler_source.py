@@ -29,7 +29,15 @@ def test_istio_queries_count_each_call_once_and_aggregate_per_edge() -> None:
     q = build_queries(PrometheusConfig().query_set("istio"), "2m")
     by = "source_workload, destination_workload, source_workload_namespace, destination_workload_namespace"
     assert q["requests"] == f'sum by ({by}) (rate(istio_requests_total{{reporter="source"}}[2m]))'
-    assert "istio_request_bytes_sum|istio_response_bytes_sum|istio_tcp_sent_bytes_total" in q["bytes"]
+    assert q["bytes:istio_tcp_sent_bytes_total"] == (
+        f'sum by ({by}) (rate(istio_tcp_sent_bytes_total{{reporter="source"}}[2m]))'
+    )
+    assert [k for k in q if k.startswith("bytes:")] == [
+        "bytes:istio_request_bytes_sum",
+        "bytes:istio_response_bytes_sum",
+        "bytes:istio_tcp_sent_bytes_total",
+        "bytes:istio_tcp_received_bytes_total",
+    ]
     assert q["latency"].startswith("histogram_quantile(0.5, sum by (le, source_workload")
     assert 'istio_request_duration_milliseconds_bucket{reporter="source"}[2m]' in q["latency"]
 
@@ -40,7 +48,7 @@ def test_servicegraph_has_no_namespace_labels_unless_configured() -> None:
     assert q["requests"] == (
         'sum by (client, server) (rate(traces_service_graph_request_total{connection_type!="virtual_node"}[5m]))'
     )
-    assert "bytes" not in q
+    assert set(q) == {"requests", "latency"}
     mapper = EdgeMapper(cfg.query_set("servicegraph"), cfg.default_namespace)
     assert mapper.edge({"client": "planner", "server": "researcher"}) == ("agents", "planner", "researcher")
     dims = PrometheusConfig(
