@@ -112,13 +112,11 @@ def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:
     existing = []
     if api_client is not None:
         existing = _read_cluster(api_client, existing_graphs)
-        for g in existing:  # a restart loses nothing: start from what the last run published
-            if g.observed_at is not None:
-                model.seed(g.namespace, g.observed_edges, g.observed_at)
         writer = StatusWriter(api_client, cfg.output)
-        writer.remember(existing)
-        log.info("seeded from %d AgentGraphs (%d edges)", len(existing), model.edge_count())
     runner = Runner(cfg, sources, model, writer, out, existing)
+    if api_client is not None:
+        runner.seed()
+        log.info("seeded from %d AgentGraphs (%d edges)", len(existing), model.edge_count())
 
     if once:
         result = runner.run_round()

@@ -118,6 +118,14 @@ class Runner:
         self.last_answer_at: float | None = None
         self.started_at = clock()
 
+    def seed(self) -> None:
+        """A restart loses nothing: start the model from the statuses the last run published."""
+        for g in self.existing:
+            if g.observed_at is not None:
+                self.model.seed(g.namespace, g.observed_edges, g.observed_at)
+        if self.writer is not None:
+            self.writer.remember(self.existing)
+
     # ---- one round -----------------------------------------------------------------------------
     def _collect(self, source: EdgeSource) -> list[EdgeSample]:
         rc = self.cfg.runner
