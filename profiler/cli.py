@@ -102,7 +102,7 @@ def _api_client(kubeconfig: Path | None) -> Any:
 
 def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:
     from profiler.graph_model import GraphModel
-    from profiler.output import StatusWriter, existing_graphs, render_documents
+    from profiler.output import StatusWriter, dump_yaml, existing_graphs, render_documents
     from profiler.prometheus_source import PrometheusSource
     from profiler.runner import Runner, serve_http
 
@@ -122,9 +122,7 @@ def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:
         result = runner.run_round()
         if result.answered and out is None and writer is None:
             docs = render_documents(runner.teams(), runner.last_answer_at or 0.0)
-            import yaml
-
-            sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+            sys.stdout.write(dump_yaml(docs))
         if result.answered and not runner.teams():
             log.warning("no traffic between agents in the window; nothing written")
         for name, err in result.failed.items():

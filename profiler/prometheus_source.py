@@ -177,7 +177,8 @@ class PrometheusSource:
     def queries(self) -> dict[str, str]:
         return dict(self._queries)
 
-    def collect(self) -> list[EdgeSample]:
+    def fetch(self) -> dict[str, Any]:
+        """Raw replies of this round's queries, by quantity. Raises SourceError."""
         import requests
         from prometheus_api_client.exceptions import PrometheusApiClientException
 
@@ -205,11 +206,17 @@ class PrometheusSource:
                 ) from None
             except (ValueError, KeyError, TypeError) as exc:  # not JSON, or JSON without data.result
                 raise SourceError(f"{self.name}: bad reply to {quantity} query: {_short(exc)}") from None
+        return replies
+
+    def samples(self, replies: Mapping[str, Any]) -> list[EdgeSample]:
         mapper = EdgeMapper(self._qs, self._default_namespace, self._agent_names)
         samples = samples_from_replies(mapper, replies, self.name, self._qs.latency_unit_ms)
         if mapper.skipped:
             log.debug("%s: skipped series %s", self.name, dict(mapper.skipped))
         return samples
+
+    def collect(self) -> list[EdgeSample]:
+        return self.samples(self.fetch())
 
     def close(self) -> None:
         self._client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 
 from extender.offline import load_graph_files
@@ -87,3 +88,22 @@ def test_writes_are_throttled() -> None:
     assert writer.due(key, changed, 131.0)
     assert not writer.due(key, [AB], 500.0)  # unchanged...
     assert writer.due(key, [AB], 701.0)  # ...until observedAt needs a refresh
+
+
+def test_yaml_numbers_and_names_come_back_as_written(tmp_path: Path) -> None:
+    odd = [
+        SmoothedEdge("ops", "planner", "yes", 1e-05, 1e16, 0.5),  # "yes" is a YAML 1.1 boolean unquoted
+        SmoothedEdge("ops", "a:b #c", "d'e\"f", 12.0, 0.0, None),
+    ]
+    path = tmp_path / "g.yaml"
+    write_yaml(path, render_documents({("ops", "ops"): odd}, 0.0))
+    (graph,) = load_graph_files([path])
+    assert [
+        (e.from_, e.to, e.requestsPerSecond, e.bytesPerSecond, e.p50LatencyMs)
+        for e in graph.status.observedEdges
+    ] == [
+        ("planner", "yes", 1e-05, 1e16, 0.5),
+        ("a:b #c", "d'e\"f", 12.0, 0.0, None),
+    ]
+    raw = yaml.safe_load(path.read_text())
+    assert isinstance(raw["status"]["observedEdges"][0]["requestsPerSecond"], float)
