@@ -125,8 +125,8 @@ def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:
             sys.stdout.write(dump_yaml(docs))
         if result.answered and not runner.teams():
             log.warning("no traffic between agents in the window; nothing written")
-        for name, err in result.failed.items():
-            typer.echo(f"error: source {name}: {err}", err=True)
+        for err in result.failed.values():
+            typer.echo(f"error: {err}", err=True)
         log.info("one round: %s; %d edges", result.result, model.edge_count())
         return 0 if result.answered else 1
 

@@ -165,6 +165,7 @@ class PrometheusSource:
         self._qs = cfg.query_set(mesh)
         self._queries = build_queries(self._qs, cfg.window)
         self._timeout_seconds = cfg.query_timeout_seconds
+        self._url = cfg.url.rstrip("/")
         self._delay_seconds = cfg.query_delay_seconds
         self._default_namespace = cfg.default_namespace
         self._agent_names = dict(agent_names or {})
@@ -181,6 +182,7 @@ class PrometheusSource:
         """Raw replies of this round's queries, by quantity. Raises SourceError."""
         import requests
         from prometheus_api_client.exceptions import PrometheusApiClientException
+        from urllib3.exceptions import ReadTimeoutError
 
         replies: dict[str, Any] = {}
         params = {
@@ -194,12 +196,19 @@ class PrometheusSource:
         for quantity, query in self._queries.items():
             try:
                 replies[quantity] = self._client.custom_query(query, params=params)
-            except requests.Timeout:
-                raise SourceError(
-                    f"{self.name}: Prometheus did not answer within {self._timeout_seconds}s"
-                ) from None
+            except requests.exceptions.InvalidJSONError as exc:  # a proxy's error page, say
+                raise SourceError(f"{self.name}: bad reply to {quantity} query: {_short(exc)}") from None
             except requests.RequestException as exc:
-                raise SourceError(f"{self.name}: cannot reach Prometheus: {_short(exc)}") from None
+                # With retries off urllib3 wraps the cause (refused, timed out) in a message that
+                # repeats the whole query; the cause is what an operator needs.
+                reason = getattr(exc.args[0], "reason", exc) if exc.args else exc
+                if isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError):
+                    raise SourceError(
+                        f"{self.name}: Prometheus did not answer within {self._timeout_seconds}s"
+                    ) from None
+                raise SourceError(
+                    f"{self.name}: cannot reach Prometheus at {self._url}: {_short(reason)}"
+                ) from None
             except PrometheusApiClientException as exc:
                 raise SourceError(
                     f"{self.name}: Prometheus refused {quantity} query: {_short(exc)}"

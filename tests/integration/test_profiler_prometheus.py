@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2 as httpx
@@ -18,7 +21,7 @@ import yaml
 
 from extender.offline import load_graph_files
 from profiler.config import PrometheusConfig
-from profiler.edges import EdgeSample
+from profiler.edges import EdgeSample, SourceError
 from profiler.prometheus_source import PrometheusSource
 from tests.prometheus_server import Prometheus, prometheus, wait_for_series
 from tests.serving import EXAMPLES, ROOT, free_port, kinship_serve, wait_ready
@@ -277,3 +280,45 @@ def test_prometheus_stopped_retries_keeps_the_last_graph_and_reports_stale(
 def stop_prometheus(server: Prometheus) -> None:
     server.stop()
     assert server.proc.returncode is not None
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    """What a broken Prometheus (or a proxy in front of one) answers: slow, garbage, errors."""
+
+    def do_GET(self) -> None:
+        mode = self.server.mode  # type: ignore[attr-defined]
+        if mode == "slow":
+            time.sleep(3)
+        body, code = {"html": (b"<html>502 from a proxy</html>", 200), "error": (b"oops", 500)}.get(
+            mode, (b'{"status":"success","data":{"resultType":"vector","result":[]}}', 200)
+        )
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("slow", "did not answer within 0.5s"), ("html", "bad reply to requests query"), ("error", "refused")],
+)
+def test_a_slow_or_broken_prometheus_is_a_source_error_not_a_hang(mode: str, message: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    server.mode = mode  # type: ignore[attr-defined]
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    source = PrometheusSource("istio", PrometheusConfig(url=url, query_timeout_seconds=0.5))
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError, match=message):
+            source.collect()
+    finally:
+        source.close()
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 2.5
