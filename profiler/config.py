@@ -72,8 +72,8 @@ def _istio() -> QuerySet:
             "istio_tcp_received_bytes_total",
         ],
         latency_bucket_metric="istio_request_duration_milliseconds_bucket",
-        # Both proxies of a call report it; the client's report alone counts each call once and
-        # still names a caller outside the mesh "unknown" (skipped) rather than dropping it.
+        # Both proxies of a call report it; the client's report alone counts each call once.
+        # A caller without a sidecar has no client report, but it is not an agent anyway.
         selector='reporter="source"',
         source_label="source_workload",
         destination_label="destination_workload",
