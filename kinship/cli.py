@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from kinship.errors import InputError
+from profiler.cli import profile  # light: typer only; the profiler's modules load inside the command
 
 app = typer.Typer(
     name="kinship",
@@ -198,6 +199,8 @@ def _wait_graphs_cached(extender_url: str, count: int, timeout_seconds: float = 
                 f"the extender at {extender_url} did not cache {count} AgentGraphs in {timeout_seconds:.0f} s"
             )
         time.sleep(0.2)
+
+app.command("profile")(profile)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m kinship`
