@@ -41,6 +41,10 @@ def profile(
     ] = None,
     interval: Annotated[float | None, typer.Option(help="Seconds between rounds.")] = None,
     listen: Annotated[str | None, typer.Option(help="HOST:PORT for /metrics and /readyz.")] = None,
+    otlp_listen: Annotated[
+        str | None,
+        typer.Option(help="Also receive OTLP/gRPC traces on HOST:PORT (e.g. 0.0.0.0:4317)."),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Profiler config YAML.")] = None,
     log_level: Annotated[str, typer.Option(help="debug shows skipped series.")] = "info",
     log_format: Annotated[str, typer.Option(help="auto | text | json")] = "auto",
@@ -55,9 +59,16 @@ def profile(
     from profiler.config import load_config
 
     try:
+        otlp: dict[str, Any] = {}
+        if otlp_listen is not None:
+            host, _, port = otlp_listen.rpartition(":")
+            if not host or not port.isdigit():
+                raise InputError("--otlp-listen", [f"expected HOST:PORT, got {otlp_listen!r}"])
+            otlp = {"otlp": {"host": host, "port": int(port)}}
         cfg = load_config(
             config,
             {
+                **otlp,
                 "prometheus": {
                     "url": prometheus_url,
                     "meshes": [m.strip() for m in mesh.split(",") if m.strip()] if mesh is not None else None,
@@ -103,10 +114,9 @@ def _api_client(kubeconfig: Path | None) -> Any:
 def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:
     from profiler.graph_model import GraphModel
     from profiler.output import StatusWriter, dump_yaml, existing_graphs, render_documents
-    from profiler.prometheus_source import PrometheusSource
     from profiler.runner import Runner, serve_http
 
-    sources = [PrometheusSource(m, cfg.prometheus, cfg.agent_names) for m in cfg.prometheus.meshes]
+    sources = _sources(cfg, once)
     model = GraphModel(cfg.model)
     writer = None
     existing = []
@@ -150,9 +160,30 @@ def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:
     finally:
         server.shutdown()
         for s in sources:
-            s.close()
+            s.stop() if hasattr(s, "stop") else s.close()
     log.info("stopped")
     return 0
+
+
+def _sources(cfg: Any, once: bool) -> list[Any]:
+    from profiler.prometheus_source import PrometheusSource
+
+    sources: list[Any] = [PrometheusSource(m, cfg.prometheus, cfg.agent_names) for m in cfg.prometheus.meshes]
+    if cfg.otlp is not None:
+        if once:
+            raise InputError("--once", ["the OTLP receiver needs time to see spans; run without --once"])
+        from profiler.otlp import OtlpReceiver
+
+        receiver = OtlpReceiver(cfg.otlp)
+        try:
+            port = receiver.start()
+        except OSError as exc:
+            raise InputError("otlp", [f"cannot listen on {cfg.otlp.host}:{cfg.otlp.port}: {exc}"]) from None
+        log.info("receiving OTLP/gRPC traces on %s:%d", cfg.otlp.host, port)
+        sources.append(receiver)
+    if not sources:
+        raise InputError("--mesh", ["no telemetry source: give a mesh or --otlp-listen"])
+    return sources
 
 
 def _read_cluster(api_client: Any, existing_graphs: Any) -> list[Any]:

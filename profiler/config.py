@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kinship.errors import InputError
+from profiler.otlp.config import OtlpReceiverConfig
 
 # Prometheus duration syntax ("30s", "5m", "1h30m"): a typo must fail here, not as a 400 per round.
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
@@ -147,8 +148,7 @@ class PrometheusConfig(BaseModel):
         unknown = [m for m in value if m not in DEFAULT_QUERY_SETS]
         if unknown:
             raise ValueError(f"unknown mesh {', '.join(unknown)}; known: {', '.join(DEFAULT_QUERY_SETS)}")
-        if not value:
-            raise ValueError("at least one mesh is needed")
+        # Empty is allowed: OTLP alone (--mesh "" --otlp-listen); the CLI refuses no source at all.
         return value
 
     @field_validator("query_sets")
@@ -234,6 +234,9 @@ class ProfilerConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    # The OTLP/gRPC trace receiver, off unless configured (`otlp:` here or --otlp-listen): at
+    # fleet scale traces go through the Collector's servicegraph connector into Prometheus.
+    otlp: OtlpReceiverConfig | None = None
     # Telemetry name -> agent, for workloads whose agent identity is a label, not their name.
     agent_names: dict[str, str] = Field(default_factory=dict)
 
