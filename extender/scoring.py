@@ -93,9 +93,7 @@ def gpu_fits(pod_gpus: float, gpu_free: FloatArray) -> NDArray[np.bool_]:
     return gpu_free >= pod_gpus
 
 
-def peaks_fit(
-    pod_peak: float, peak_sum: FloatArray, allocatable: FloatArray
-) -> NDArray[np.bool_]:
+def peaks_fit(pod_peak: float, peak_sum: FloatArray, allocatable: FloatArray) -> NDArray[np.bool_]:
     """Spike-aware fit of one resource: the predicted peaks of the node's pods plus this pod's
     stay within allocatable. NaN allocatable (unknown) fits anything: comparisons with NaN are
     False, and the built-in NodeResourcesFit still checks requests there."""
