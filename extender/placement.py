@@ -147,11 +147,11 @@ def candidates_from_nodes(state: ClusterState, items: list[msgspec.Raw]) -> Cand
     slots = state.slot_or_missing(names)
     try:
         alloc = np.array([node_allocatable(n, GPU_RESOURCE) for n in nodes], dtype=np.float64)
+        fit = np.array([node_fit_allocatable(n) for n in nodes], dtype=np.float64).reshape(len(nodes), 2)
     except ValueError as exc:
         raise wire.WireError(f"invalid Node: {exc} - at `$.Nodes.items[*].status.allocatable`") from None
     used = np.where(slots >= 0, state.gpu_used[np.maximum(slots, 0)], 0.0)
     zones = np.array([state.known_zone_index(n.zone) for n in nodes], dtype=np.intp)
-    fit = np.array([node_fit_allocatable(n) for n in nodes], dtype=np.float64).reshape(len(nodes), 2)
     return Candidates(
         names,
         slots,

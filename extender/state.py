@@ -37,18 +37,14 @@ NO_ZONE = -1
 
 def node_fit_allocatable(node: Node) -> tuple[float, float]:
     """Allocatable (cpu millicores, memory bytes) of a node; NaN for a resource the Node object
-    does not state or states unreadably, so that an unknown capacity rejects no pod."""
+    does not state, so that an unknown capacity rejects no pod. ValueError on a bad quantity."""
     status = node.status
     out = []
     for resource, scale in ((CPU_RESOURCE, 1000.0), (MEMORY_RESOURCE, 1.0)):
         stated = status is not None and any(
             resource in (d or {}) for d in (status.allocatable, status.capacity)
         )
-        try:
-            out.append(node_allocatable(node, resource) * scale if stated else np.nan)
-        except ValueError as exc:  # one bad object must not stop the cache from following
-            log.warning("node %s: %s; not checking %s fit on it", node.metadata.name, exc, resource)
-            out.append(np.nan)
+        out.append(node_allocatable(node, resource) * scale if stated else np.nan)
     return out[0], out[1]
 
 
@@ -191,7 +187,11 @@ class ClusterState:
         except ValueError as exc:  # one bad object must not stop the cache from following
             log.warning("node %s: %s; counting no GPUs on it", name, exc)
             gpus = 0.0
-        cpu, memory = node_fit_allocatable(node)
+        try:
+            cpu, memory = node_fit_allocatable(node)
+        except ValueError as exc:
+            log.warning("node %s: %s; not checking CPU and memory fit on it", name, exc)
+            cpu = memory = np.nan
         with self.lock:
             slot = self._slot.get(name)
             if slot is None:

@@ -306,3 +306,15 @@ def test_watched_profiles_parse_through_the_contract_and_bad_ones_are_skipped(
     res.apply("DELETED", raw(bad))  # a deleted object's last state need not be valid
     assert peaks(state, "n1")[1] == 0.5 * GIB
     assert state.sizes()["agentprofiles"] == 0
+
+
+def test_bad_cpu_quantity_is_a_400_in_a_request_and_unchecked_in_the_cache(tmp_path: Path) -> None:
+    bad = k.node("n-a2", "zone-a", cpu="lots")
+    _, client = make_client(tmp_path, [])
+    r = client.post("/filter", json={"Pod": k.pod("p", "ops"), "Nodes": {"items": [bad]}, "NodeNames": None})
+    assert r.status_code == 400
+    assert "invalid quantity 'lots'" in r.json()["error"]
+    state = ClusterState()
+    state.upsert_node(as_node(bad))
+    slot = int(state.slots_of(["n-a2"])[0])
+    assert np.isnan(state.cpu_alloc[slot]) and np.isnan(state.mem_alloc[slot])
