@@ -5,7 +5,8 @@ calls on one keep-alive connection per server (stdlib http.client, the lightest 
 servers run at once and calls alternate between them in small blocks, so that both see the same
 machine noise: on a shared 2-core VM the tail moves by milliseconds from one minute to the next.
 The in-process column is the handler alone (decode, score, encode), no HTTP.
-NodeNames mode (nodeCacheCapable: true), a graph of 300 agents.
+NodeNames mode (nodeCacheCapable: true), a graph of 300 agents, each with an AgentProfile
+(predicted peak, correlations with 3 teammates) unless --no-profiles.
 Target (issue 2, 2 cores): p99 <= 5 ms at 5,000 nodes and <= 3x the empty handler.
 """
 
@@ -54,14 +55,16 @@ def alternate(ports: tuple[int, int], bodies: list[bytes], requests: int, warmup
     return times
 
 
-def in_process(cluster: synthetic.Cluster, bodies: list[bytes], requests: int) -> list[float]:
+def in_process(
+    cluster: synthetic.Cluster, bodies: list[bytes], requests: int, profiles: list[Path]
+) -> list[float]:
     from extender import wire
     from extender.app import Extender
     from extender.config import ExtenderConfig
     from extender.metrics import ExtenderMetrics
     from extender.offline import build_state
 
-    state = build_state(cluster.snapshot, [cluster.graphs], 0.5)
+    state = build_state(cluster.snapshot, [cluster.graphs], 0.5, profiles)
     extender = Extender(state, ExtenderConfig(), ExtenderMetrics(state))
     out = []
     for i in range(requests + 200):
@@ -83,12 +86,16 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--requests", type=int, default=2000, help="per server")
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--no-profiles", action="store_true", help="no AgentProfiles (the workload before issue 5)"
+    )
     opts = parser.parse_args()
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in opts.nodes:
             cluster = synthetic.build(Path(tmp), n)
+            profiles = [] if opts.no_profiles or cluster.profiles is None else [cluster.profiles]
             bodies = [
                 json.dumps({"Pod": p, "Nodes": None, "NodeNames": cluster.node_names}).encode()
                 for p in cluster.probe_pods
@@ -121,6 +128,7 @@ def main() -> None:
                     str(cluster.graphs),
                     "--log-level",
                     "warning",
+                    *(arg for path in profiles for arg in ("--profile", str(path))),
                 )
                 with kinship_serve(*args) as (url, proc):
                     startup = wait_ready(f"{url}/readyz", 300, proc)
@@ -129,13 +137,13 @@ def main() -> None:
             finally:
                 empty.terminate()
                 empty.wait()
-            local = in_process(cluster, bodies, opts.requests)
+            local = in_process(cluster, bodies, opts.requests, profiles)
             rows.append((n, len(bodies[0]), startup, base, real, local))
             print(f"measured {n} nodes", file=sys.stderr, flush=True)
 
     print(
-        f"\n/prioritize, NodeNames mode, 300 agents, {opts.requests} sequential calls per server, "
-        f"alternating in blocks of {BLOCK}"
+        f"\n/prioritize, NodeNames mode, 300 agents ({'no ' if opts.no_profiles else ''}AgentProfiles), "
+        f"{opts.requests} sequential calls per server, alternating in blocks of {BLOCK}"
     )
     print(
         f"{'nodes':>6} {'body KiB':>8} {'ready s':>7} {'empty p50/p99 ms':>17} {'kinship p50/p99 ms':>19} "

@@ -1,4 +1,5 @@
-"""Synthetic clusters for benchmarks: zones, GPU nodes, agent teams with graphs, filler pods.
+"""Synthetic clusters for benchmarks: zones, GPU nodes, agent teams with graphs and AgentProfiles
+(predicted peaks, correlations with a few teammates), filler pods.
 
 Objects come from tests/objects.py, so they carry the bulk of real API objects.
 """
@@ -24,6 +25,7 @@ class Cluster:
     graphs: Path
     node_names: list[str]
     probe_pods: list[dict[str, Any]]  # pending pods of graph agents, to post in ExtenderArgs
+    profiles: Path | None = None  # one AgentProfile per agent
 
 
 def build(
@@ -36,6 +38,7 @@ def build(
     names = [n["metadata"]["name"] for n in node_objs]
     pods: list[dict[str, Any]] = []
     graphs: list[dict[str, Any]] = []
+    profiles: list[dict[str, Any]] = []
     probes: list[dict[str, Any]] = []
     for t in range(agents // team_size):
         ns = f"team-{t:02d}"
@@ -46,6 +49,22 @@ def build(
             if rng.random() < 0.3:
                 edges.append({"from": agent, "to": rng.choice(members), "weight": rng.randint(1, 20)})
         graphs.append(k.graph(ns, ns, edges))
+        for agent in members:  # peaks small enough that every node still fits its pods
+            peak = {"cpuMillicores": rng.randint(200, 1500), "memoryBytes": rng.randint(1, 8) * 2**29}
+            others = rng.sample([m for m in members if m != agent], 3)
+            correlations = [{"agent": o, "cpu": round(rng.uniform(-0.2, 0.95), 2)} for o in others]
+            profiles.append(
+                {
+                    "apiVersion": "kinship.dev/v1alpha1",
+                    "kind": "AgentProfile",
+                    "metadata": {"name": agent, "namespace": ns},
+                    "spec": {"agent": agent},
+                    "status": {
+                        "containers": [{"name": "agent", "predictedPeak": peak}],
+                        "correlations": correlations,
+                    },
+                }
+            )
         for agent in members:
             for r in range(rng.randint(1, 3)):
                 pods.append(k.pod(f"{agent}-{r}", ns, node_name=rng.choice(names), agent_label=agent))
@@ -66,4 +85,6 @@ def build(
     snapshot.write_text(json.dumps(k.snapshot(node_objs, pods)))
     graph_file = dir / f"graphs-{nodes}.yaml"
     graph_file.write_text(yaml.safe_dump_all(graphs))
-    return Cluster(snapshot, graph_file, names, probes)
+    profile_file = dir / f"profiles-{nodes}.yaml"
+    profile_file.write_text(yaml.safe_dump_all(profiles))
+    return Cluster(snapshot, graph_file, names, probes, profile_file)

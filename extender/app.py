@@ -59,10 +59,8 @@ class Extender:
         self._note_in_flight(args.pod, ctx)
         cand = placement.candidates(self.state, args, self.resolver)
         out = placement.run_filter(self.state, ctx, cand)
-        if out.failed:
-            self.metrics.filtered_out.labels("gpu").inc(len(out.failed))
-        if out.unresolvable:
-            self.metrics.filtered_out.labels("colocation").inc(len(out.unresolvable))
+        for reason, count in out.removed.items():
+            self.metrics.filtered_out.labels(reason).inc(count)
         passed = np.flatnonzero(out.passed).tolist()
         return wire.encode_filter(args, cand.names, passed, out.failed, out.unresolvable)
 

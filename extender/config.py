@@ -27,6 +27,10 @@ class Weights(BaseModel):
     # are the expensive mistake, so packing outweighs communication: 5 beats a half-better fit
     # (2.5) plus full locality (2) on the bigger node.
     gpu_packing: float = Field(default=5.0, ge=0)
+    # Keeps agents whose usage spikes together off one node. Modest (below spread): the fit filter
+    # already rejects nodes where the predicted peaks do not fit, so this is a tie-breaker for
+    # headroom, and it must not pull an agent away from the peers it talks to.
+    spike_correlation: float = Field(default=1.0, ge=0)
 
 
 class ExtenderConfig(BaseModel):
@@ -40,6 +44,10 @@ class ExtenderConfig(BaseModel):
     # Share of the effective edge weight taken from observed traffic when a namespace has both
     # declared and observed edges: measurement and intent count equally by default.
     observed_fraction: float = Field(default=0.5, ge=0, le=1)
+    # Correlations (Pearson, -1..1) below this are ignored by the spike_correlation term: weak
+    # coefficients are mostly noise from the predictor's short windows, and negatively correlated
+    # agents are good neighbours, not bad ones.
+    spike_correlation_threshold: float = Field(default=0.3, ge=0, le=1)
     # kube-scheduler binds asynchronously and scores the next pod at once. A pod whose graph
     # peers (or own replicas) were just scored waits up to this long for their bindings to
     # arrive through the watch (milliseconds normally), so a team deployed together is placed

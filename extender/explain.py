@@ -19,6 +19,7 @@ from extender.placement import (
     TERMS,
     Candidates,
     FilterOutcome,
+    NodeFit,
     PodContext,
     Priorities,
     candidates_from_names,
@@ -32,7 +33,7 @@ from extender.wire import WireError
 from kinship.errors import InputError
 from kinship.graph import Colocation
 
-_SHORT = {"communication": "comm"}
+_SHORT = {"communication": "comm", "spike_correlation": "spike corr"}
 
 
 def contributions(prio: Priorities) -> dict[str, np.ndarray]:
@@ -56,6 +57,14 @@ def header_lines(ctx: PodContext, prio: Priorities | None, state: ClusterState) 
         req = " Required" if nb.colocation is Colocation.REQUIRED else ""
         where = ", ".join(sorted(placed[nb.agent])) if nb.agent in placed else "not placed"
         yield f"  peer {nb.agent}: weight {nb.weight:.2f}{req}; runs on {where}"
+    cpu, memory = ctx.peak
+    yield (
+        f"  predicted peak: cpu {cpu / 1000:g} cores (from {ctx.peak_source('cpu')}), "
+        f"memory {memory / 2**30:.2f} GiB (from {ctx.peak_source('memory')})"
+    )
+    for agent, coefficient, slots in prio.correlated if prio else []:
+        where = ", ".join(sorted(n for n in map(state.node_name, slots.tolist()) if n))
+        yield f"  correlated agent {agent}: {coefficient:.2f}; runs on {where}"
     if prio is not None:
         weights = ", ".join(f"{t}={prio.weights[t]:g}" for t in TERMS if t in prio.terms)
         yield f"  terms applied (weight): {weights or 'none'}"
@@ -72,6 +81,10 @@ def breakdown_lines(ctx: PodContext, cand: Candidates, prio: Priorities, state: 
     return lines
 
 
+def _share(used: float, alloc: float) -> str:
+    return "?" if not np.isfinite(alloc) or alloc <= 0 else f"{used / alloc:.0%}"
+
+
 def table(
     ctx: PodContext,
     cand: Candidates,
@@ -79,12 +92,23 @@ def table(
     prio: Priorities | None,
     passed_idx: np.ndarray,
     zone_names: dict[int, str],
+    fit: NodeFit,
 ) -> Table:
     """Candidates best first, then the filtered-out ones with the filter's reason."""
     t = Table(title=f"{ctx.namespace}/{ctx.name} ({ctx.agent or 'no agent'})", title_justify="left")
     t.add_column("node")
     t.add_column("zone")
     t.add_column("GPU free/all", justify="right")
+    # the share of allocatable the predicted peaks would reach with this pod on the node
+    t.add_column("peak cpu/mem", justify="right")
+    cpu, memory = ctx.peak
+
+    def peaks(i: int) -> str:
+        return (
+            f"{_share(fit.cpu_peak[i] + cpu, fit.cpu_alloc[i])}/"
+            f"{_share(fit.mem_peak[i] + memory, fit.mem_alloc[i])}"
+        )
+
     applied = [x for x in TERMS if prio is not None and x in prio.terms]
     for term in applied:
         t.add_column(_SHORT.get(term, term), justify="right")
@@ -100,6 +124,7 @@ def table(
             cand.names[i],
             zone_names.get(int(cand.zones[i]), "-"),
             f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}",
+            peaks(int(i)),
             *cells,
             score,
             "pass",
@@ -109,6 +134,7 @@ def table(
             cand.names[i],
             zone_names.get(int(cand.zones[i]), "-"),
             f"{cand.gpu_free[i]:g}/{cand.gpu_alloc[i]:g}",
+            peaks(int(i)),
             *["-"] * len(applied),
             "-",
             "[red]filtered[/red]",
@@ -134,6 +160,7 @@ def render(
             raise InputError(str(pod_file), [str(exc)]) from None
         cand = candidates_from_names(state, resolve_names(state, state.node_names()))
         filt = run_filter(state, ctx, cand)
+        fit = NodeFit.of(state, cand)
         passed = np.flatnonzero(filt.passed)
         prio = None
         if passed.size:
@@ -146,7 +173,7 @@ def render(
         zone_names = {i: z for z, i in state.zones().items()}
     for line in header_lines(ctx, prio, state):
         console.print(line, highlight=False)
-    console.print(table(ctx, cand, filt, prio, passed, zone_names))
+    console.print(table(ctx, cand, filt, prio, passed, zone_names, fit))
     if not filt.passed.all():
         console.print("filtered out by the extender:")
         for line in filter_lines(cand, filt):

@@ -27,6 +27,7 @@ from extender.objects import Node, Pod
 from extender.state import ClusterState
 from kinship.errors import InputError
 from kinship.graph import parse_agent_graph
+from kinship.profile import AgentProfile, parse_agent_profile
 
 log = logging.getLogger("kinship.extender.sync")
 
@@ -248,23 +249,25 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
         elif (graph := graph_of(raw)) is not None:
             state.upsert_graph(graph)
 
-    def profile_of(raw: msgspec.Raw) -> tuple[str, str, dict[str, Any]] | None:
+    def profile_of(raw: msgspec.Raw) -> AgentProfile | None:
         obj = msgspec.json.decode(raw)
-        meta = obj.get("metadata") or {}
-        agent = (obj.get("spec") or {}).get("agent") or meta.get("name")
-        status = obj.get("status") or {}
-        if not agent or not isinstance(status, dict):
+        meta = (obj.get("metadata") if isinstance(obj, dict) else None) or {}
+        try:
+            return parse_agent_profile(obj, f"AgentProfile {meta.get('namespace')}/{meta.get('name')}")
+        except InputError as exc:  # one bad object is skipped; the watch keeps following
+            log.warning("ignoring invalid %s", exc.render())
             return None
-        return meta.get("namespace") or "default", agent, status
 
     def profile_event(kind: str, raw: msgspec.Raw) -> None:
-        if (profile := profile_of(raw)) is None:
-            return
-        namespace, agent, status = profile
         if kind == "DELETED":
-            state.delete_profile(namespace, agent)
-        else:
-            state.upsert_profile(namespace, agent, status)
+            # the last state of a deleted object need not be valid: its identity is enough
+            obj = msgspec.json.decode(raw)
+            meta = obj.get("metadata") or {}
+            agent = (obj.get("spec") or {}).get("agent") or meta.get("name")
+            if agent:
+                state.delete_profile(meta.get("namespace") or "default", agent)
+        elif (profile := profile_of(raw)) is not None:
+            state.upsert_profile(profile)
 
     def list_profiles(**kwargs: Any) -> Any:
         return custom.list_cluster_custom_object(GROUP, VERSION, "agentprofiles", **kwargs)

@@ -18,6 +18,8 @@ from kinship.identity import agent_of
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"
+CPU_RESOURCE = "cpu"
+MEMORY_RESOURCE = "memory"
 
 Quantity = str | int | float
 

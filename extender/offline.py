@@ -1,8 +1,9 @@
 """Offline mode: fill the same cache from files instead of watches.
 
-A snapshot is what `kubectl get nodes,pods -A -o json` prints (a List); graph files hold AgentGraph
-objects (multi-document YAML, or a List as `kubectl get agentgraphs -o yaml` prints). Every problem
-in a file is reported with the file, the item and the field.
+A snapshot is what `kubectl get nodes,pods -A -o json` prints (a List; nodes carry their allocatable
+CPU and memory in status); graph and profile files hold AgentGraph and AgentProfile objects
+(multi-document YAML, or a List as `kubectl get agentgraphs -o yaml` prints). Every problem in a
+file is reported with the file, the item and the field.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from typing import Any
 import msgspec
 import yaml
 
-from extender.objects import GPU_RESOURCE, Node, Pod, node_allocatable, pod_resource_request
-from extender.state import ClusterState
+from extender.objects import (
+    CPU_RESOURCE,
+    GPU_RESOURCE,
+    MEMORY_RESOURCE,
+    Node,
+    Pod,
+    node_allocatable,
+    pod_resource_request,
+)
+from extender.state import ClusterState, pod_fit_requests
 from kinship.errors import InputError
 from kinship.graph import AgentGraph, parse_agent_graph
+from kinship.profile import load_profile_files
 
 
 class _Kinded(msgspec.Struct):
@@ -68,10 +78,12 @@ def load_snapshot(path: Path) -> tuple[list[Node], list[Pod]]:
             continue
         try:  # quantities are read lazily by the cache; a bad one is the file's problem
             if isinstance(obj, Node):
-                node_allocatable(obj, GPU_RESOURCE)
+                for resource in (GPU_RESOURCE, CPU_RESOURCE, MEMORY_RESOURCE):
+                    node_allocatable(obj, resource)
                 nodes.append(obj)
             else:
                 pod_resource_request(obj, GPU_RESOURCE)
+                pod_fit_requests(obj)
                 pods.append(obj)
         except ValueError as exc:
             problems.append(f"items[{i}] ({kind} {obj.metadata.name}): {exc}")
@@ -127,15 +139,22 @@ def _documents(path: Path) -> Iterator[tuple[str, Any]]:
         raise InputError(str(path), ["no AgentGraph documents in the file"])
 
 
-def build_state(snapshot: Path, graph_files: Iterable[Path], observed_fraction: float) -> ClusterState:
+def build_state(
+    snapshot: Path,
+    graph_files: Iterable[Path],
+    observed_fraction: float,
+    profile_files: Iterable[Path] = (),
+) -> ClusterState:
     """Load everything first, then fill the cache: a bad file leaves no half-built state."""
     nodes, pods = load_snapshot(snapshot)
     graphs = load_graph_files(graph_files)
+    profiles = load_profile_files(profile_files)
     state = ClusterState(observed_fraction=observed_fraction)
     state.expect("snapshot")
     state.replace_nodes(nodes)
     state.replace_pods(pods)
     state.replace_graphs(graphs)
+    state.replace_profiles(profiles)
     state.mark_synced("snapshot")
     return state
 

@@ -15,10 +15,10 @@ from numpy.typing import NDArray
 from extender import scoring, wire
 from extender.config import ExtenderConfig
 from extender.objects import GPU_RESOURCE, Pod, node_allocatable, pod_resource_request
-from extender.state import ClusterState
+from extender.state import ClusterState, SpikeProfile, node_fit_allocatable, pod_fit_requests, pod_peak
 from kinship.graph import Colocation, Neighbour
 
-TERMS = ("communication", "spread", "gpu")
+TERMS = ("communication", "spread", "gpu", "spike_correlation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +28,32 @@ class PodContext:
     agent: str | None
     gpus: float
     neighbours: tuple[Neighbour, ...]
+    profile: SpikeProfile | None  # the agent's AgentProfile, if the predictor has published one
+    cpu_request_millicores: float
+    memory_request_bytes: float
 
     @classmethod
     def of(cls, pod: Pod, state: ClusterState) -> PodContext:
         try:
             gpus = pod_resource_request(pod, GPU_RESOURCE)
+            cpu, memory = pod_fit_requests(pod)
         except ValueError as exc:
             raise wire.WireError(f"invalid Pod: {exc} - at `$.Pod.spec.containers[*].resources`") from None
         agent = pod.agent
         neighbours = state.neighbours(pod.namespace, agent) if agent else ()
-        return cls(pod.namespace, pod.metadata.name, agent, gpus, neighbours)
+        profile = state.profile(pod.namespace, agent) if agent else None
+        return cls(pod.namespace, pod.metadata.name, agent, gpus, neighbours, profile, cpu, memory)
+
+    @property
+    def peak(self) -> tuple[float, float]:
+        """Predicted (cpu millicores, memory bytes) peak of this pod, as the fit filter sums it."""
+        return pod_peak(self.profile, self.cpu_request_millicores, self.memory_request_bytes)
+
+    def peak_source(self, resource: str) -> str:
+        known = None
+        if self.profile is not None:
+            known = self.profile.cpu_millicores if resource == "cpu" else self.profile.memory_bytes
+        return "AgentProfile" if known is not None else "requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +67,9 @@ class Candidates:
     # that slot -1 maps to -1 too
     positions: NDArray[np.intp]
     template: wire.PriorityTemplate | None = None  # the reply laid out for these names, if cached
+    # Nodes mode: allocatable (cpu millicores, memory bytes) from the request's Node objects,
+    # fresher than the watch. None: read it from the cache (only the filter needs it).
+    fit_alloc: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -128,11 +147,20 @@ def candidates_from_nodes(state: ClusterState, items: list[msgspec.Raw]) -> Cand
     slots = state.slot_or_missing(names)
     try:
         alloc = np.array([node_allocatable(n, GPU_RESOURCE) for n in nodes], dtype=np.float64)
+        fit = np.array([node_fit_allocatable(n) for n in nodes], dtype=np.float64).reshape(len(nodes), 2)
     except ValueError as exc:
         raise wire.WireError(f"invalid Node: {exc} - at `$.Nodes.items[*].status.allocatable`") from None
     used = np.where(slots >= 0, state.gpu_used[np.maximum(slots, 0)], 0.0)
     zones = np.array([state.known_zone_index(n.zone) for n in nodes], dtype=np.intp)
-    return Candidates(names, slots, zones, alloc, alloc - used, slot_positions(slots, state.capacity))
+    return Candidates(
+        names,
+        slots,
+        zones,
+        alloc,
+        alloc - used,
+        slot_positions(slots, state.capacity),
+        fit_alloc=(fit[:, 0], fit[:, 1]),
+    )
 
 
 def candidates(state: ClusterState, args: wire.ExtenderArgs, resolver: NameResolver) -> Candidates:
@@ -141,17 +169,59 @@ def candidates(state: ClusterState, args: wire.ExtenderArgs, resolver: NameResol
     return candidates_from_nodes(state, args.node_items or [])
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFit:
+    """Per candidate: allocatable and the sum of the predicted peaks of the pods already there."""
+
+    cpu_alloc: NDArray[np.float64]
+    mem_alloc: NDArray[np.float64]
+    cpu_peak: NDArray[np.float64]
+    mem_peak: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, state: ClusterState, cand: Candidates) -> NodeFit:
+        slots = cand.slots
+        known = slots >= 0
+        safe = np.where(known, slots, 0)
+        cpu_peak = np.where(known, state.cpu_peak[safe], 0.0)
+        mem_peak = np.where(known, state.mem_peak[safe], 0.0)
+        if cand.fit_alloc is not None:
+            cpu_alloc, mem_alloc = cand.fit_alloc
+        else:
+            cpu_alloc = np.where(known, state.cpu_alloc[safe], np.nan)
+            mem_alloc = np.where(known, state.mem_alloc[safe], np.nan)
+        return cls(cpu_alloc, mem_alloc, cpu_peak, mem_peak)
+
+
+def _cores(millicores: float) -> str:
+    return f"{millicores / 1000:.2f}".rstrip("0").rstrip(".") + " cores"
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:.1f}".rstrip("0").rstrip(".") + " GiB"
+
+
 @dataclass(slots=True)
 class FilterOutcome:
     passed: NDArray[np.bool_]
     failed: dict[str, str] = field(default_factory=dict)  # preemption could help
     unresolvable: dict[str, str] = field(default_factory=dict)  # preemption cannot help
+    removed: dict[str, int] = field(default_factory=dict)  # nodes removed per reason (metrics)
 
 
 def run_filter(state: ClusterState, ctx: PodContext, cand: Candidates) -> FilterOutcome:
     """Co-location first: a node without the Required peer is unresolvable whatever else is
-    wrong with it (preemption cannot bring the peer there); then GPU fit, which preemption can
-    change."""
+    wrong with it (preemption cannot bring the peer there); then GPU fit and spike-aware fit,
+    which preemption can change.
+
+    Spike-aware fit sums the predicted peaks of the pods the cache holds as bound to the node.
+    Pods in flight (scored, not yet seen bound) are not counted: the extender does not know
+    which node kube-scheduler picked for them until the binding arrives, and counting one on
+    every candidate would reject nodes it never went to. kube-scheduler's own NodeResourcesFit
+    does count them (by requests), and a pod waits for its in-flight graph peers and replicas
+    (`peer_bind_wait_seconds`), so only unrelated pods scheduled in the same instant can
+    overcommit a node's peaks together.
+    """
     outcome = FilterOutcome(passed=np.ones(len(cand), dtype=bool))
     for peer in ctx.neighbours:
         if peer.colocation is not Colocation.REQUIRED:
@@ -165,6 +235,7 @@ def run_filter(state: ClusterState, ctx: PodContext, cand: Candidates) -> Filter
             outcome.unresolvable[cand.names[i]] = (
                 f"Required co-location with agent {peer.agent!r}, which runs on {where}"
             )
+            outcome.removed["colocation"] = outcome.removed.get("colocation", 0) + 1
         outcome.passed &= hosts
     fits = scoring.gpu_fits(ctx.gpus, cand.gpu_free)
     for i in np.flatnonzero(~fits & outcome.passed):
@@ -172,8 +243,27 @@ def run_filter(state: ClusterState, ctx: PodContext, cand: Candidates) -> Filter
             f"insufficient {GPU_RESOURCE}: pod requests {ctx.gpus:g}, node has "
             f"{max(cand.gpu_free[i], 0):g} free of {cand.gpu_alloc[i]:g}"
         )
+        outcome.removed["gpu"] = outcome.removed.get("gpu", 0) + 1
     outcome.passed &= fits
+    _filter_peaks(ctx, NodeFit.of(state, cand), cand.names, outcome)
     return outcome
+
+
+def _filter_peaks(ctx: PodContext, fit: NodeFit, names: list[str], outcome: FilterOutcome) -> None:
+    cpu, memory = ctx.peak
+    for resource, peak, sums, alloc, unit in (
+        ("cpu", cpu, fit.cpu_peak, fit.cpu_alloc, _cores),
+        ("memory", memory, fit.mem_peak, fit.mem_alloc, _gib),
+    ):
+        fits = scoring.peaks_fit(peak, sums, alloc)
+        source = ctx.peak_source(resource)
+        for i in np.flatnonzero(~fits & outcome.passed):
+            outcome.failed[names[i]] = (
+                f"predicted {resource} peak {unit(sums[i] + peak)} > allocatable {unit(alloc[i])} "
+                f"(pods on the node {unit(sums[i])} + this pod {unit(peak)} from its {source})"
+            )
+            outcome.removed["spike_fit"] = outcome.removed.get("spike_fit", 0) + 1
+        outcome.passed &= fits
 
 
 @dataclass(slots=True)
@@ -183,6 +273,8 @@ class Priorities:
     weights: dict[str, float]
     uniform: list[str]  # terms equal on every candidate, left out of the mean
     peers: list[tuple[Neighbour, NDArray[np.intp]]]  # placed neighbours and the slots hosting them
+    # placed agents correlated with this one at or above the threshold: (agent, coefficient, slots)
+    correlated: list[tuple[str, float, NDArray[np.intp]]] = field(default_factory=list)
 
 
 def run_prioritize(
@@ -220,10 +312,29 @@ def run_prioritize(
         if (packed := scoring.normalized(gpu)) is not None:
             gpu = packed
     terms["gpu"] = gpu
+
+    correlated: list[tuple[str, float, NDArray[np.intp]]] = []
+    if ctx.agent is not None:
+        worst: NDArray[np.float64] | None = None
+        for other, coefficient in state.correlated(ctx.namespace, ctx.agent).items():
+            if coefficient < config.spike_correlation_threshold or coefficient <= 0:
+                continue
+            slots, _ = state.placement(ctx.namespace, other)
+            if slots.size == 0:
+                continue
+            correlated.append((other, coefficient, slots))
+            if worst is None:
+                worst = np.zeros(len(cand))
+            pos = cand.position_of(slots)
+            np.maximum.at(worst, pos[pos >= 0], coefficient)
+        if worst is not None:
+            terms["spike_correlation"] = scoring.spike_correlation(worst)
     # kube-scheduler compares extender scores across nodes only, so a term that is equal on every
     # node says nothing; averaging it in would squeeze the informative terms into fewer of the
     # ten integer levels.
     uniform = [t for t, v in terms.items() if v.size == 0 or np.ptp(v) == 0]
     applied = {t: v for t, v in terms.items() if t not in uniform}
     scores = scoring.combine(applied, weights, len(cand))
-    return Priorities(scores=scores, terms=applied, weights=weights, uniform=uniform, peers=peers)
+    return Priorities(
+        scores=scores, terms=applied, weights=weights, uniform=uniform, peers=peers, correlated=correlated
+    )

@@ -93,6 +93,22 @@ def gpu_fits(pod_gpus: float, gpu_free: FloatArray) -> NDArray[np.bool_]:
     return gpu_free >= pod_gpus
 
 
+def peaks_fit(pod_peak: float, peak_sum: FloatArray, allocatable: FloatArray) -> NDArray[np.bool_]:
+    """Spike-aware fit of one resource: the predicted peaks of the node's pods plus this pod's
+    stay within allocatable. NaN allocatable (unknown) fits anything: comparisons with NaN are
+    False, and the built-in NodeResourcesFit still checks requests there."""
+    result: NDArray[np.bool_] = ~(peak_sum + pod_peak > allocatable)
+    return result
+
+
+def spike_correlation(correlated_on_node: FloatArray) -> FloatArray:
+    """1 on nodes hosting no agent whose usage correlates with this pod's, falling to 1 - c for
+    the most correlated agent already there (c in [0, 1]): one agent spiking with ours is enough
+    to risk both peaking at once, however many uncorrelated pods sit beside it."""
+    result: FloatArray = 1.0 - correlated_on_node
+    return result
+
+
 def hosts_peer(cand_slots: IntArray, peer_slots: IntArray) -> NDArray[np.bool_]:
     """Required co-location: the candidate already runs a pod of the peer."""
     return np.isin(cand_slots, peer_slots) & (cand_slots >= 0)

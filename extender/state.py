@@ -1,9 +1,10 @@
 """The extender's in-memory view of the cluster: nodes as numpy columns, pods as indexes.
 
 Written by one producer at a time (watch threads or a snapshot loader), read by request handlers.
-Nodes live in reusable slots so that per-node facts (zone, GPUs) are numpy arrays the scorer can
-gather from without a Python loop; pods are kept only as the indexes placement needs
-(agent -> node counts, node -> pods), so memory stays linear in nodes + pods.
+Nodes live in reusable slots so that per-node facts (zone, GPUs, allocatable CPU and memory, the
+sum of predicted peaks) are numpy arrays the scorer can gather from without a Python loop; pods are
+kept only as the indexes placement needs (agent -> node counts, node -> pods), so memory stays
+linear in nodes + pods.
 """
 
 from __future__ import annotations
@@ -17,12 +18,39 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from extender.objects import GPU_RESOURCE, Node, Pod, node_allocatable, pod_resource_request
+from extender.objects import (
+    CPU_RESOURCE,
+    GPU_RESOURCE,
+    MEMORY_RESOURCE,
+    Node,
+    Pod,
+    node_allocatable,
+    pod_resource_request,
+)
 from kinship.graph import AgentGraph, Neighbour, team_adjacency
+from kinship.profile import AgentProfile
 
 log = logging.getLogger("kinship.extender.state")
 AgentKey = tuple[str, str]  # (namespace, agent)
 NO_ZONE = -1
+
+
+def node_fit_allocatable(node: Node) -> tuple[float, float]:
+    """Allocatable (cpu millicores, memory bytes) of a node; NaN for a resource the Node object
+    does not state, so that an unknown capacity rejects no pod. ValueError on a bad quantity."""
+    status = node.status
+    out = []
+    for resource, scale in ((CPU_RESOURCE, 1000.0), (MEMORY_RESOURCE, 1.0)):
+        stated = status is not None and any(
+            resource in (d or {}) for d in (status.allocatable, status.capacity)
+        )
+        out.append(node_allocatable(node, resource) * scale if stated else np.nan)
+    return out[0], out[1]
+
+
+def pod_fit_requests(pod: Pod) -> tuple[float, float]:
+    """Declared (cpu millicores, memory bytes) requests, sidecar-aware as kube-scheduler sums them."""
+    return pod_resource_request(pod, CPU_RESOURCE) * 1000, pod_resource_request(pod, MEMORY_RESOURCE)
 
 
 class UnknownNodes(LookupError):
@@ -39,6 +67,47 @@ class PodRecord:
     agent: str | None
     node: str
     gpu: float
+    # Declared requests, kept so that a pod's predicted peak can be recomputed when its agent's
+    # profile appears, changes or goes away (the fallback when the profile lacks a resource).
+    cpu_millicores: float
+    memory_bytes: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeProfile:
+    """What spike-aware placement reads from one AgentProfile: the pod's predicted peak (None per
+    resource the predictor has not measured) and its correlations with other agents."""
+
+    cpu_millicores: float | None
+    memory_bytes: float | None
+    # (other agent, correlation): the larger of the CPU and memory coefficients, because a spike
+    # in either resource is what stacking correlated agents risks.
+    correlations: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def of(cls, profile: AgentProfile) -> SpikeProfile:
+        totals = profile.peak_totals()
+        pairs = []
+        for c in profile.status.correlations:
+            known = [v for v in (c.cpu, c.memory) if v is not None]
+            if known and c.agent != profile.agent:
+                pairs.append((c.agent, max(known)))
+        return cls(totals.cpuMillicores, totals.memoryBytes, tuple(pairs))
+
+
+def pod_peak(profile: SpikeProfile | None, cpu_request: float, memory_request: float) -> tuple[float, float]:
+    """A pod's predicted (cpu millicores, memory bytes) peak: its agent's profile per resource the
+    profile knows, else the declared request.
+
+    The profile's per-container peaks are summed and compared as a pod total, not matched to the
+    pod's containers by name: a profile trained on an older revision (a renamed or added sidecar)
+    still describes what the agent's pod as a whole uses at once.
+    """
+    if profile is None:
+        return cpu_request, memory_request
+    cpu = profile.cpu_millicores if profile.cpu_millicores is not None else cpu_request
+    memory = profile.memory_bytes if profile.memory_bytes is not None else memory_request
+    return cpu, memory
 
 
 class ClusterState:
@@ -53,14 +122,22 @@ class ClusterState:
         self.zone_id: NDArray[np.intp] = np.full(initial_capacity, NO_ZONE, dtype=np.intp)
         self.gpu_alloc: NDArray[np.float64] = np.zeros(initial_capacity)
         self.gpu_used: NDArray[np.float64] = np.zeros(initial_capacity)
+        # Spike-aware fit, by slot: allocatable (NaN when the Node object does not say, so that
+        # an unknown capacity rejects nothing) and the sum of the predicted peaks of its pods.
+        # Kept up to date on every pod, node and profile change, never recomputed per request.
+        self.cpu_alloc: NDArray[np.float64] = np.full(initial_capacity, np.nan)
+        self.mem_alloc: NDArray[np.float64] = np.full(initial_capacity, np.nan)
+        self.cpu_peak: NDArray[np.float64] = np.zeros(initial_capacity)
+        self.mem_peak: NDArray[np.float64] = np.zeros(initial_capacity)
         self._zones: dict[str, int] = {}
         self._pods: dict[str, PodRecord] = {}
         self._agent_nodes: dict[AgentKey, Counter[str]] = defaultdict(Counter)
         self._node_pods: dict[str, set[str]] = defaultdict(set)
         self._graphs: dict[tuple[str, str], AgentGraph] = {}
-        # AgentProfile status by (namespace, agent), as the predictor publishes it; read by
-        # spike-aware fit (issue 5), held here so that it is synced before /readyz says ready.
-        self._profiles: dict[AgentKey, dict[str, object]] = {}
+        # What spike-aware placement reads from each AgentProfile, by (namespace, agent), and the
+        # correlations made symmetric per namespace: agent -> {other agent: coefficient}.
+        self._profiles: dict[AgentKey, SpikeProfile] = {}
+        self._correlations: dict[str, dict[str, dict[str, float]]] = {}
         self._adjacency: dict[str, dict[str, tuple[Neighbour, ...]]] = {}
         self._synced: dict[str, bool] = {}
         # Bumped whenever a node gets or loses a slot: anything caching name -> slot checks it.
@@ -110,6 +187,11 @@ class ClusterState:
         except ValueError as exc:  # one bad object must not stop the cache from following
             log.warning("node %s: %s; counting no GPUs on it", name, exc)
             gpus = 0.0
+        try:
+            cpu, memory = node_fit_allocatable(node)
+        except ValueError as exc:
+            log.warning("node %s: %s; not checking CPU and memory fit on it", name, exc)
+            cpu = memory = np.nan
         with self.lock:
             slot = self._slot.get(name)
             if slot is None:
@@ -118,8 +200,11 @@ class ClusterState:
                 self._slot[name] = slot
                 self._names[slot] = name
                 self.gpu_used[slot] = sum(self._pods[k].gpu for k in self._node_pods.get(name, ()))
+                self._recompute_peaks(name)
             self.zone_id[slot] = self.zone_index(node.zone)
             self.gpu_alloc[slot] = gpus
+            self.cpu_alloc[slot] = cpu
+            self.mem_alloc[slot] = memory
 
     def delete_node(self, name: str) -> None:
         with self.lock:
@@ -131,6 +216,10 @@ class ClusterState:
             self.zone_id[slot] = NO_ZONE
             self.gpu_alloc[slot] = 0.0
             self.gpu_used[slot] = 0.0
+            self.cpu_alloc[slot] = np.nan
+            self.mem_alloc[slot] = np.nan
+            self.cpu_peak[slot] = 0.0
+            self.mem_peak[slot] = 0.0
             self._free.append(slot)
 
     def replace_nodes(self, nodes: Iterable[Node]) -> None:
@@ -187,6 +276,10 @@ class ClusterState:
             self.zone_id = np.concatenate([self.zone_id, np.full(new - old, NO_ZONE, np.intp)])
             self.gpu_alloc = np.concatenate([self.gpu_alloc, np.zeros(new - old)])
             self.gpu_used = np.concatenate([self.gpu_used, np.zeros(new - old)])
+            self.cpu_alloc = np.concatenate([self.cpu_alloc, np.full(new - old, np.nan)])
+            self.mem_alloc = np.concatenate([self.mem_alloc, np.full(new - old, np.nan)])
+            self.cpu_peak = np.concatenate([self.cpu_peak, np.zeros(new - old)])
+            self.mem_peak = np.concatenate([self.mem_peak, np.zeros(new - old)])
             self._free = list(range(new - 1, old - 1, -1))
         return self._free.pop()
 
@@ -203,6 +296,7 @@ class ClusterState:
                 return
             try:
                 gpus = pod_resource_request(pod, GPU_RESOURCE)
+                cpu, memory = pod_fit_requests(pod)
             except ValueError as exc:  # one bad object must not stop the cache from following
                 log.warning("pod %s/%s: %s; not indexed", pod.namespace, pod.metadata.name, exc)
                 return
@@ -212,6 +306,8 @@ class ClusterState:
                 agent=pod.agent,
                 node=node,
                 gpu=gpus,
+                cpu_millicores=cpu,
+                memory_bytes=memory,
             )
             self._pods[key] = record
             self._node_pods[node].add(key)
@@ -220,6 +316,9 @@ class ClusterState:
             slot = self._slot.get(node)
             if slot is not None:
                 self.gpu_used[slot] += record.gpu
+                cpu_peak, mem_peak = self._peak_of(record)
+                self.cpu_peak[slot] += cpu_peak
+                self.mem_peak[slot] += mem_peak
 
     def delete_pod(self, key: str) -> None:
         with self.lock:
@@ -258,7 +357,8 @@ class ClusterState:
             return
         on_node = self._node_pods[record.node]
         on_node.discard(key)
-        if not on_node:
+        emptied = not on_node
+        if emptied:
             del self._node_pods[record.node]
         if record.agent is not None:
             agent_key = (record.namespace, record.agent)
@@ -271,6 +371,29 @@ class ClusterState:
         slot = self._slot.get(record.node)
         if slot is not None:
             self.gpu_used[slot] -= record.gpu
+            if emptied:  # exact zero: no rounding residue left behind by float additions
+                self.cpu_peak[slot] = self.mem_peak[slot] = 0.0
+            else:
+                cpu_peak, mem_peak = self._peak_of(record)
+                self.cpu_peak[slot] -= cpu_peak
+                self.mem_peak[slot] -= mem_peak
+
+    def _peak_of(self, record: PodRecord) -> tuple[float, float]:
+        profile = self._profiles.get((record.namespace, record.agent)) if record.agent else None
+        return pod_peak(profile, record.cpu_millicores, record.memory_bytes)
+
+    def _recompute_peaks(self, node: str) -> None:
+        """Sum the peaks of a node's pods afresh (a new slot, or a profile that changed)."""
+        slot = self._slot.get(node)
+        if slot is None:
+            return
+        cpu = memory = 0.0
+        for key in self._node_pods.get(node, ()):
+            c, m = self._peak_of(self._pods[key])
+            cpu += c
+            memory += m
+        self.cpu_peak[slot] = cpu
+        self.mem_peak[slot] = memory
 
     def placement(self, namespace: str, agent: str) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Slots hosting this agent's pods and how many pods on each (nodes unknown to the cache
@@ -314,18 +437,59 @@ class ClusterState:
             self._adjacency.pop(namespace, None)
 
     # ---- agent profiles --------------------------------------------------------------------
-    def upsert_profile(self, namespace: str, agent: str, status: dict[str, object]) -> None:
+    def upsert_profile(self, profile: AgentProfile) -> None:
+        namespace, agent = profile.key
         with self.lock:
-            self._profiles[(namespace, agent)] = status
+            self._set_profiles({(namespace, agent): SpikeProfile.of(profile)}, {(namespace, agent)})
 
     def delete_profile(self, namespace: str, agent: str) -> None:
         with self.lock:
-            self._profiles.pop((namespace, agent), None)
+            self._set_profiles({}, {(namespace, agent)})
 
-    def replace_profiles(self, profiles: Iterable[tuple[str, str, dict[str, object]]]) -> None:
-        fresh = {(ns, agent): status for ns, agent, status in profiles}
+    def replace_profiles(self, profiles: Iterable[AgentProfile]) -> None:
+        fresh = {p.key: SpikeProfile.of(p) for p in profiles}
         with self.lock:
-            self._profiles = fresh
+            self._set_profiles(fresh, set(self._profiles) | set(fresh))
+
+    def profile(self, namespace: str, agent: str) -> SpikeProfile | None:
+        return self._profiles.get((namespace, agent))
+
+    def correlated(self, namespace: str, agent: str) -> dict[str, float]:
+        """Other agents' usage correlation with this agent's, whichever profile lists the pair."""
+        return self._correlations.get(namespace, {}).get(agent, {})
+
+    def _set_profiles(self, fresh: dict[AgentKey, SpikeProfile], keys: set[AgentKey]) -> None:
+        """Make the profiles of `keys` those in `fresh` (absent: deleted), then recompute the peak
+        sums of the nodes hosting the pods of agents whose profile changed. Profiles change when
+        the predictor retrains, rarely next to pod churn, so a few nodes' worth of pods is cheap."""
+        changed = [k for k in keys if self._profiles.get(k) != fresh.get(k)]
+        if not changed:
+            return
+        for key in changed:
+            if key in fresh:
+                self._profiles[key] = fresh[key]
+            else:
+                del self._profiles[key]
+        nodes = {node for key in changed for node in self._agent_nodes.get(key, ())}
+        for node in nodes:
+            self._recompute_peaks(node)
+        for namespace in {ns for ns, _ in changed}:
+            self._rebuild_correlations(namespace)
+
+    def _rebuild_correlations(self, namespace: str) -> None:
+        # Pearson correlation is symmetric, but each profile is trained on its own window: when
+        # both agents list the pair, the larger coefficient wins (stacking is the risk to avoid).
+        table: dict[str, dict[str, float]] = defaultdict(dict)
+        for (ns, agent), profile in self._profiles.items():
+            if ns != namespace:
+                continue
+            for other, value in profile.correlations:
+                for a, b in ((agent, other), (other, agent)):
+                    table[a][b] = max(value, table[a].get(b, -1.0))
+        if table:
+            self._correlations[namespace] = dict(table)
+        else:
+            self._correlations.pop(namespace, None)
 
     # ---- sizes (for /metrics) --------------------------------------------------------------
     def sizes(self) -> dict[str, int]:

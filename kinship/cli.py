@@ -29,6 +29,12 @@ GraphOpt = Annotated[
     list[Path] | None,
     typer.Option("--graph", help="AgentGraph YAML file; repeat for several (offline mode)."),
 ]
+ProfileOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--profile", help="AgentProfile YAML file (predicted peaks, correlations); repeat for several."
+    ),
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Extender config YAML (weights...).")]
 
 
@@ -41,6 +47,7 @@ def _fail(exc: InputError) -> typer.Exit:
 def serve(
     snapshot: SnapshotOpt = None,
     graph: GraphOpt = None,
+    profile: ProfileOpt = None,
     kubeconfig: Annotated[
         Path | None,
         typer.Option(
@@ -67,11 +74,14 @@ def serve(
         if snapshot is not None:
             from extender.offline import build_state
 
-            state = build_state(snapshot, graph or [], cfg.observed_fraction)
+            state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [])
             log.info("offline mode: %s", state.sizes())
         else:
             if graph:
                 raise InputError("--graph", ["graph files are for offline mode; add --snapshot"])
+            if profile:
+                problem = "profile files are for offline mode (cluster mode watches them); add --snapshot"
+                raise InputError("--profile", [problem])
             state = _cluster_state(kubeconfig, cfg.observed_fraction)
     except InputError as exc:
         raise _fail(exc) from None
@@ -132,6 +142,7 @@ def explain(
     pod: Annotated[Path, typer.Option("--pod", help="Pod (or Deployment/StatefulSet/Job) YAML to place.")],
     snapshot: Annotated[Path, typer.Option("--snapshot", help="`kubectl get nodes,pods -A -o json` output.")],
     graph: GraphOpt = None,
+    profile: ProfileOpt = None,
     config: ConfigOpt = None,
     name: Annotated[str | None, typer.Option(help="Which object of a multi-document --pod file.")] = None,
 ) -> None:
@@ -144,7 +155,7 @@ def explain(
 
     try:
         cfg = load_config(config)
-        state = build_state(snapshot, graph or [], cfg.observed_fraction)
+        state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [])
         render(Console(), state, cfg, pod, name)
     except InputError as exc:
         raise _fail(exc) from None

@@ -143,3 +143,74 @@ def test_bad_config_reports_every_field(tmp_path: Path) -> None:
 def test_serve_rejects_graphs_without_snapshot() -> None:
     result = runner.invoke(app, ["serve", *GRAPHS])
     assert_clean_error(result, "--graph", "add --snapshot")
+
+
+SPIKY_PROFILES = """
+apiVersion: kinship.dev/v1alpha1
+kind: AgentProfile
+metadata: {name: docs-agent, namespace: agents-ops}
+spec: {agent: docs-agent}
+status:
+  containers:
+  - {name: agent, predictedPeak: {cpuMillicores: 1000, memoryBytes: 68000000000}}
+  correlations:
+  - {agent: orchestrator, cpu: 0.9, memory: 0.4}
+"""
+
+
+def test_explain_with_profiles_shows_fit_reasons_and_the_correlation_term(tmp_path: Path) -> None:
+    profiles = write(tmp_path, "profiles.yaml", SPIKY_PROFILES)
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "--snapshot",
+            str(SNAPSHOT),
+            *GRAPHS,
+            "--profile",
+            str(profiles),
+            "--pod",
+            str(EXAMPLES / "ops-team.yaml"),
+            "--name",
+            "docs-agent",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "predicted peak: cpu 1 cores (from AgentProfile), memory 63.33 GiB (from AgentProfile)" in out
+    assert "correlated agent orchestrator: 0.90; runs on node-a1, node-b1" in out
+    assert "spike_correlation=1" in out and "spike corr" in out
+    # 68e9 bytes is 63.3 GiB: with the pods already on node-a1 it no longer fits 64 GiB
+    assert re.search(
+        r"node-a1: predicted memory peak 64\.\d GiB > allocatable 64 GiB \(pods on the node 1\.5 GiB "
+        r"\+ this pod 63\.3 GiB from its AgentProfile\)",
+        out,
+    ), out
+    assert re.search(r"^│ node-a1 .*│\s+11%/101% │.*│ filtered │$", out, re.M), out
+    # node-c2 hosts no orchestrator: full spike_correlation contribution (1 of weight 5 -> 2.00)
+    assert re.search(r"^│ node-c2 .*│\s+2\.00 │\s+\d+ │ pass\s+│$", out, re.M), out
+    assert re.search(r"^│ node-b1 .*│\s+0\.20 │\s+\d+ │ pass\s+│$", out, re.M), out  # 1 - 0.9
+
+
+def test_bad_profile_file_names_file_document_and_field(tmp_path: Path) -> None:
+    bad = write(tmp_path, "p.yaml", SPIKY_PROFILES.replace("cpu: 0.9", "cpu: 1.9"))
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "--snapshot",
+            str(SNAPSHOT),
+            "--profile",
+            str(bad),
+            "--pod",
+            str(EXAMPLES / "ops-team.yaml"),
+        ],
+    )
+    assert_clean_error(result, f"{bad}: document 1", "status.correlations[0].cpu", "(got 1.9)")
+
+
+def test_serve_rejects_profiles_without_snapshot(tmp_path: Path) -> None:
+    profiles = write(tmp_path, "profiles.yaml", SPIKY_PROFILES)
+    result = runner.invoke(app, ["serve", "--profile", str(profiles)])
+    assert_clean_error(result, "--profile", "add --snapshot")
