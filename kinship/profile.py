@@ -1,0 +1,156 @@
+"""The AgentProfile contract (kinship.dev/v1alpha1): what the predictor learned about one agent.
+
+The predictor is the only writer of `status`; the extender only reads it (watches, or `--profile`
+files in offline mode). Units are in the field names (millicores, bytes), never Kubernetes
+quantities, so the extender reads numbers without parsing. `spec.agent` names the agent; the object
+name is a fallback, as in the extender's watch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kinship.errors import InputError
+from kinship.graph import Metadata, _describe
+
+API_VERSION = "kinship.dev/v1alpha1"
+KIND = "AgentProfile"
+
+
+class Resources(BaseModel):
+    """CPU and memory of one container; either may be unknown when it was never measured."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpuMillicores: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    memoryBytes: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+class ContainerProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    predictedPeak: Resources = Field(default_factory=Resources)
+    recommendedRequests: Resources = Field(default_factory=Resources)
+
+
+class Correlation(BaseModel):
+    """Pearson correlation of this agent's usage with another agent's, on aligned samples."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent: str = Field(min_length=1)
+    cpu: float | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+    memory: float | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+
+
+class ProfileSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    agent: str = Field(min_length=1)
+
+
+class ProfileStatus(BaseModel):
+    # The predictor writes status; a newer predictor may add fields an older extender ignores.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    lastTrained: str | None = None
+    horizonSeconds: int | None = Field(default=None, ge=1)
+    containers: list[ContainerProfile] = Field(default_factory=list)
+    correlations: list[Correlation] = Field(default_factory=list)
+
+
+class AgentProfile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    apiVersion: Literal["kinship.dev/v1alpha1"]
+    kind: Literal["AgentProfile"]
+    metadata: Metadata
+    spec: ProfileSpec | None = None
+    status: ProfileStatus = Field(default_factory=ProfileStatus)
+
+    @property
+    def agent(self) -> str:
+        return self.spec.agent if self.spec is not None else self.metadata.name
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, agent): the extender indexes profiles by agent identity, not object name."""
+        return (self.metadata.namespace, self.agent)
+
+    def peak_totals(self) -> Resources:
+        """Sum of the containers' predicted peaks: what the pod as a whole may need at once."""
+        cpu = [c.predictedPeak.cpuMillicores for c in self.status.containers]
+        mem = [c.predictedPeak.memoryBytes for c in self.status.containers]
+        return Resources(
+            cpuMillicores=sum(v for v in cpu if v is not None) if any(v is not None for v in cpu) else None,
+            memoryBytes=sum(v for v in mem if v is not None) if any(v is not None for v in mem) else None,
+        )
+
+
+def parse_agent_profile(obj: Any, source: str) -> AgentProfile:
+    """Validate one AgentProfile object, reporting every bad field at once."""
+    try:
+        return AgentProfile.model_validate(obj)
+    except ValidationError as exc:
+        raise InputError(source, [_describe(err) for err in exc.errors()]) from None
+
+
+def load_profile_files(paths: Iterable[Path]) -> list[AgentProfile]:
+    """AgentProfiles from YAML files (multi-document, or a List as `kubectl get -o yaml` prints).
+
+    Every problem in every file is collected first, so one run reports them all.
+    """
+    profiles: list[AgentProfile] = []
+    problems: list[InputError] = []
+    for path in paths:
+        try:
+            for where, doc in _documents(path):
+                try:
+                    profiles.append(parse_agent_profile(doc, where))
+                except InputError as exc:
+                    problems.append(exc)
+        except InputError as exc:
+            problems.append(exc)
+    if problems:
+        raise InputError("profile files", [p.render() for p in problems])
+    return profiles
+
+
+def profile_document(namespace: str, agent: str, status: ProfileStatus) -> dict[str, Any]:
+    """The full object as the predictor writes it to a file (status without nulls)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": agent, "namespace": namespace},
+        "spec": {"agent": agent},
+        "status": status.model_dump(mode="json", exclude_none=True),
+    }
+
+
+def _documents(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        docs = list(yaml.safe_load_all(path.read_text()))
+    except OSError as exc:
+        raise InputError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise InputError(str(path), [f"invalid YAML: {exc}"]) from None
+    n = 0
+    for i, doc in enumerate(docs, 1):
+        if doc is None:
+            continue
+        if isinstance(doc, dict) and doc.get("kind") == "List":
+            for j, item in enumerate(doc.get("items") or []):
+                n += 1
+                yield f"{path}: document {i} items[{j}]", item
+            continue
+        n += 1
+        yield f"{path}: document {i}", doc
+    if n == 0:
+        raise InputError(str(path), ["no AgentProfile documents in the file"])
