@@ -142,6 +142,11 @@ def explain(
         raise _fail(exc) from None
 
 
+from predictor.cli import predict_app  # noqa: E402 - the group's own imports are light
+
+app.add_typer(predict_app, name="predict")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m kinship`
     app(prog_name="kinship")
 
