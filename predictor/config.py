@@ -48,6 +48,9 @@ class PredictorConfig:
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 40
     random_state: int = 0
+    # OpenMP threads for the booster. One: the machine is shared, and OpenMP workers spinning on a
+    # loaded box made a 20 s replay take 5 minutes.
+    max_threads: int = 1
     # Training keeps the most recent windows up to this many: enough for a 15-feature booster, and
     # it bounds a refit at a few seconds however long the history grows.
     max_train_windows: int = 40_000

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from predictor.config import PredictorConfig
 from predictor.dataset import SeriesWindows, cut_all, stack
@@ -80,11 +81,13 @@ def evaluate(
         end = refit_times[j + 1] if j + 1 < len(refit_times) else np.inf
         X, y, horizon = stack(train, until_seconds=start, horizon_seconds=cfg.horizon_seconds,
                               max_rows=cfg.max_train_windows)
-        model = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
+        with threadpool_limits(limits=cfg.max_threads):
+            model = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
         for name, w in decisions.items():
             due = (w.windows.decision_seconds >= start) & (w.windows.decision_seconds < end)
             if due.any():
-                predictions[name][due] = model.predict(w.windows.features[due])
+                with threadpool_limits(limits=cfg.max_threads):
+                    predictions[name][due] = model.predict(w.windows.features[due])
 
     recommendations: list[Recommendation] = []
     for name, w in decisions.items():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from kinship.profile import ContainerProfile, Correlation, ProfileStatus, Resources, profile_document
 from predictor.config import PredictorConfig
@@ -44,7 +45,8 @@ def fit_models(
             announce(f"{resource}: only {len(y)} complete windows, need {cfg.min_train_windows}: not trained")
             continue
         announce(f"{resource}: fitting on {len(y)} windows")
-        models[resource] = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
+        with threadpool_limits(limits=cfg.max_threads):
+            models[resource] = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
     return models
 
 
