@@ -139,10 +139,11 @@ def alibaba_genai(path: Path, capacity_bytes: float) -> list[Sample]:
     The values are fractions in [0, 1] (the dataset README says "percentage", the data says
     fraction) and the container's memory limit is not published, so a nominal `capacity_bytes`
     turns them into bytes. Slack and violation rates do not depend on that factor. Noise just below
-    zero from the anonymisation is clipped to 0.
+    zero from the anonymisation is clipped to 0; rows without a container are dropped; a repeated
+    (container, timestamp) keeps the larger value.
     """
     source = str(path)
-    samples: list[Sample] = []
+    peaks: dict[tuple[float, str], float] = {}
     problems: list[str] = []
     with _open_text(path) as handle:
         reader = csv.DictReader(handle)
@@ -160,13 +161,18 @@ def alibaba_genai(path: Path, capacity_bytes: float) -> list[Sample]:
             if not math.isfinite(fraction) or fraction < _NOISE_FLOOR_FRACTION:
                 problems.append(f"line {line_no}: value: utilisation must be >= 0 (got {row['value']!r})")
                 continue
+            if not row["container_ip"]:
+                continue  # 49 rows of the real file name no container: nothing to attribute them to
+            series = f"genai-{row['container_ip'][:12]}"
             memory_bytes = max(fraction, 0.0) * capacity_bytes
-            samples.append(Sample(t, f"genai-{row['container_ip'][:12]}", None, memory_bytes))
+            # The real file repeats a few (container, timestamp) pairs; the larger value is the peak.
+            key = (t, series)
+            peaks[key] = max(peaks.get(key, 0.0), memory_bytes)
             if len(problems) >= 20:
                 break
     if problems:
         raise InputError(source, problems)
-    return samples
+    return [Sample(t, series, None, value) for (t, series), value in peaks.items()]
 
 
 def azure_llm(path: Path, bytes_per_token: float, bucket_seconds: float = 60.0) -> list[Sample]:
