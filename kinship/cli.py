@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from kinship.errors import InputError
+from predictor.cli import predict_app  # light: the group's own imports load inside commands
 from profiler.cli import profile  # light: typer only; the profiler's modules load inside the command
 
 app = typer.Typer(
@@ -211,7 +212,9 @@ def _wait_graphs_cached(extender_url: str, count: int, timeout_seconds: float = 
             )
         time.sleep(0.2)
 
+
 app.command("profile")(profile)
+app.add_typer(predict_app, name="predict")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m kinship`

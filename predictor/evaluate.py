@@ -1,0 +1,189 @@
+"""Walk-forward replay: every method recommends from the past only, then the future scores it.
+
+Decisions happen every horizon, for every series, at the same times for every method; a
+recommendation holds from its decision until the next one (at most one horizon). The kinship model
+is refitted every `refit_every_seconds` on windows whose horizon had fully elapsed by then; the VPA
+baseline sees the raw samples strictly before each decision, as a running recommender would.
+
+Scores pool all series' raw samples covered by a recommendation:
+- slack: sum of max(recommendation - usage, 0) over sum of recommendations (share left unused);
+- violation rate: share of samples above their recommendation;
+- worst overrun: max of (usage - recommendation) / recommendation.
+`recommendations_csv` + the usage file are enough to recompute all three (see `score`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from predictor.config import PredictorConfig
+from predictor.dataset import SeriesWindows, cut_all, stack
+from predictor.features import Windows
+from predictor.model import build_recommender
+from predictor.usage import FloatArray, Resource, Series
+from predictor.vpa import StaticRecommender, VpaRecommender
+
+Progress = Callable[[Iterable[int], int], Iterable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    slack: float
+    violation_rate: float
+    worst_overrun: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    decision_seconds: float
+    series: str
+    method: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    resource: Resource
+    scores: dict[str, Scores]
+    recommendations: list[Recommendation]
+    refits: int
+
+
+def _no_progress(items: Iterable[int], total: int) -> Iterable[int]:
+    return items
+
+
+def evaluate(
+    usage: Mapping[str, Series],
+    resource: Resource,
+    cfg: PredictorConfig,
+    declared: Mapping[str, float] | None = None,
+    progress: Progress = _no_progress,
+) -> Evaluation:
+    train, decisions = cut_all(usage, resource, cfg)
+    if not decisions:
+        raise ValueError(
+            f"no series has {resource} samples after the {cfg.warmup_seconds:.0f} s warm-up: "
+            "the trace is too short for this warm-up and horizon"
+        )
+    first = _first_trainable(train, decisions, cfg)
+    decisions = _from(decisions, first)
+    last = max(float(w.windows.decision_seconds[-1]) for w in decisions.values())
+    refit_times = np.arange(first, last + 1.0, cfg.refit_every_seconds)
+    predictions: dict[str, FloatArray] = {name: np.full(len(w.windows.decision_seconds), np.nan)
+                                          for name, w in decisions.items()}
+    for j in progress(range(len(refit_times)), len(refit_times)):
+        start = refit_times[j]
+        end = refit_times[j + 1] if j + 1 < len(refit_times) else np.inf
+        X, y, horizon = stack(train, until_seconds=start, horizon_seconds=cfg.horizon_seconds,
+                              max_rows=cfg.max_train_windows)
+        with threadpool_limits(limits=cfg.max_threads):
+            model = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
+        for name, w in decisions.items():
+            due = (w.windows.decision_seconds >= start) & (w.windows.decision_seconds < end)
+            if due.any():
+                with threadpool_limits(limits=cfg.max_threads):
+                    predictions[name][due] = model.predict(w.windows.features[due])
+
+    recommendations: list[Recommendation] = []
+    for name, w in decisions.items():
+        series = usage[name]
+        at = w.windows.decision_seconds
+        methods: dict[str, FloatArray] = {"kinship": predictions[name]}
+        vpa = VpaRecommender(
+            resource=resource,
+            half_life_seconds=cfg.vpa_half_life_seconds,
+            target_percentile=cfg.vpa_target_percentile,
+            safety_margin_fraction=cfg.vpa_safety_margin_fraction,
+            memory_aggregation_seconds=cfg.vpa_memory_aggregation_seconds,
+            bucket_growth_fraction=cfg.vpa_bucket_growth_fraction,
+        )
+        methods["vpa"] = vpa.fit(series.timestamps_seconds, series.values(resource)).predict(at)
+        if declared is not None and series.agent in declared:
+            methods["static"] = StaticRecommender(declared[series.agent]).fit(at, at).predict(at)
+        for method, values in methods.items():
+            recommendations.extend(
+                Recommendation(float(t), name, method, float(v)) for t, v in zip(at, values, strict=True)
+            )
+    scores = score(usage, resource, recommendations, cfg.horizon_seconds)
+    return Evaluation(resource, scores, recommendations, len(refit_times))
+
+
+def _first_trainable(
+    train: Mapping[str, SeriesWindows], decisions: Mapping[str, SeriesWindows], cfg: PredictorConfig
+) -> float:
+    """The first scheduled decision with `min_train_windows` elapsed windows behind it."""
+    times = np.unique(np.concatenate([w.windows.decision_seconds for w in decisions.values()]))
+    elapsed = np.sort(np.concatenate([w.windows.decision_seconds for w in train.values()]))
+    ready = np.searchsorted(elapsed + cfg.horizon_seconds, times, side="right") >= cfg.min_train_windows
+    if not ready.any():
+        raise ValueError(
+            f"the trace never has {cfg.min_train_windows} elapsed training windows before a decision: "
+            "too short for this window and horizon"
+        )
+    return float(times[np.argmax(ready)])
+
+
+def _from(decisions: Mapping[str, SeriesWindows], first: float) -> dict[str, SeriesWindows]:
+    kept = {}
+    for name, sw in decisions.items():
+        keep = sw.windows.decision_seconds >= first - 1.0  # grid jitter of a series vs the schedule
+        if keep.any():
+            w = sw.windows
+            kept[name] = SeriesWindows(
+                name, sw.grid, Windows(w.features[keep], w.decision_seconds[keep], w.horizon[keep])
+            )
+    return kept
+
+
+def score(
+    usage: Mapping[str, Series],
+    resource: Resource,
+    recommendations: Iterable[Recommendation],
+    horizon_seconds: float,
+) -> dict[str, Scores]:
+    """Slack, violation rate and worst overrun per method, from the raw samples.
+
+    A sample at time t is judged against the latest recommendation of its series and method made
+    at or before t, if that one is less than a horizon old; samples with none are not judged.
+    """
+    by_key: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for rec in recommendations:
+        by_key.setdefault((rec.method, rec.series), []).append((rec.decision_seconds, rec.value))
+    totals: dict[str, list[float]] = {}
+    for (method, name), points in sorted(by_key.items()):
+        points.sort()
+        at = np.array([p[0] for p in points])
+        value = np.array([p[1] for p in points])
+        series = usage[name]
+        measured = ~np.isnan(series.values(resource))
+        t = series.timestamps_seconds[measured]
+        u = series.values(resource)[measured]
+        index = np.searchsorted(at, t, side="right") - 1
+        covered = (index >= 0) & (t < at[np.maximum(index, 0)] + horizon_seconds)
+        r = value[index[covered]]
+        u = u[covered]
+        over = u > r
+        acc = totals.setdefault(method, [0.0, 0.0, 0.0, 0.0, 0.0])
+        acc[0] += float(np.sum(np.maximum(r - u, 0.0)))
+        acc[1] += float(np.sum(r))
+        acc[2] += float(np.sum(over))
+        acc[3] += float(len(u))
+        if over.any():
+            overrun = (u[over] - r[over]) / np.maximum(r[over], 1e-12)
+            acc[4] = max(acc[4], float(np.max(overrun)))
+    return {
+        method: Scores(
+            slack=acc[0] / acc[1] if acc[1] > 0 else 0.0,
+            violation_rate=acc[2] / acc[3] if acc[3] > 0 else 0.0,
+            worst_overrun=acc[4],
+        )
+        for method, acc in totals.items()
+    }
+
+
+__all__ = ["Evaluation", "Recommendation", "Scores", "SeriesWindows", "evaluate", "score"]

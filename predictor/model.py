@@ -1,0 +1,228 @@
+"""The kinship recommender: a quantile peak model plus two small wrappers (margin, clamp).
+
+scikit-learn conventions throughout (`__init__` stores parameters, `fit` returns self, learned
+attributes end in `_`), so the parts compose, clone and pickle like any estimator and
+`check_estimator` can hold them to the contract.
+
+- `HorizonQuantileRegressor` predicts a quantile of the next horizon's samples, relative to a scale
+  column (a high quantile of the recent window): one pooled model learns shapes across series of
+  any size, and which shapes need headroom.
+- `MarginRegressor` calibrates it (split conformal: the base sees the older windows, the factors
+  are chosen on the newest ones): the request factor keeps the share of held-out *samples* above
+  the request at the target; the peak factor makes the predicted peak cover a share of held-out
+  windows' peaks.
+- `ClampRegressor` keeps requests inside configured bounds (no zero request, no absurd one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from predictor.config import PredictorConfig
+from predictor.usage import FloatArray
+
+# A scale this close to zero carries no size information; ratios are taken against 1 instead.
+_TINY_SCALE = 1e-9
+
+
+class HorizonQuantileRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """Quantile gradient boosting of usage / |X[:, scale_column]| (of usage when scale_column is None).
+
+    `fit(X, y)` learns the `quantile` of y. `fit(X, y, horizon=H)` learns the quantile of the
+    samples in each row's horizon instead (`samples_per_window` of them, drawn at random): the
+    request a window needs is a quantile of its samples, and a window's peak would ask for more
+    than that on a spiky series and less on a flat one.
+    """
+
+    def __init__(
+        self,
+        quantile: float = 0.9,
+        scale_column: int | None = 0,
+        samples_per_window: int = 8,
+        max_iter: int = 150,
+        learning_rate: float = 0.08,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 40,
+        random_state: int | None = 0,
+    ) -> None:
+        self.quantile = quantile
+        self.scale_column = scale_column
+        self.samples_per_window = samples_per_window
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any, horizon: Any = None) -> HorizonQuantileRegressor:
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        if not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must be in (0, 1), got {self.quantile}")
+        if horizon is not None:
+            samples = np.asarray(horizon, dtype=np.float64)
+            X, y = _expand(X, samples, self.samples_per_window, self.random_state)
+        self.booster_ = HistGradientBoostingRegressor(
+            loss="quantile",
+            quantile=self.quantile,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            # Small training sets (the first hours of a trace) still get a tree of some depth.
+            min_samples_leaf=max(1, min(self.min_samples_leaf, len(y) // 10)),
+            early_stopping=False,
+            random_state=self.random_state,
+        ).fit(X, y / self._scale(X))
+        return self
+
+    def predict(self, X: Any) -> FloatArray:
+        check_is_fitted(self, "booster_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        prediction: FloatArray = self.booster_.predict(X) * self._scale(X)
+        return prediction
+
+    def _scale(self, X: FloatArray) -> FloatArray:
+        if self.scale_column is None:
+            return np.ones(len(X))
+        scale = np.abs(X[:, self.scale_column])
+        return np.where(scale > _TINY_SCALE, scale, 1.0)
+
+
+def _expand(X: FloatArray, horizon: FloatArray, k: int, seed: int | None) -> tuple[FloatArray, FloatArray]:
+    """One row per drawn measured horizon sample, carrying its window's features."""
+    rng = np.random.default_rng(seed)
+    # Random keys, NaN last: the first k columns of the argsort are k random measured samples.
+    keys = np.where(np.isnan(horizon), np.inf, rng.random(horizon.shape))
+    pick = np.argsort(keys, axis=1)[:, :k]
+    values = np.take_along_axis(horizon, pick, axis=1)
+    measured = ~np.isnan(values)
+    rows = np.broadcast_to(np.arange(len(X))[:, None], values.shape)[measured]
+    return X[rows], values[measured]
+
+
+class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """Scale a base estimator's prediction so held-out violations meet `target_violation_fraction`.
+
+    Rows must be in time order: the last `calibration_fraction` of them are held out. With
+    `horizon` (one row of future samples per window) a violation is one sample above the request;
+    without it, one window whose y is above. The factor is the (1 - target) quantile of
+    sample / prediction on the held-out rows, so it is exact rather than searched.
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        target_violation_fraction: float = 0.02,
+        peak_coverage_fraction: float = 0.9,
+        calibration_fraction: float = 0.3,
+        min_factor: float = 0.1,
+        max_factor: float = 5.0,
+    ) -> None:
+        self.estimator = estimator
+        self.target_violation_fraction = target_violation_fraction
+        self.peak_coverage_fraction = peak_coverage_fraction
+        self.calibration_fraction = calibration_fraction
+        self.min_factor = min_factor
+        self.max_factor = max_factor
+
+    def fit(self, X: Any, y: Any, horizon: Any = None) -> MarginRegressor:
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        n_calibration = max(1, round(len(y) * self.calibration_fraction)) if len(y) > 1 else 0
+        split = len(y) - n_calibration
+        base = clone(self.estimator if self.estimator is not None else _default_base())
+        if split < 1:  # one row: nothing to hold out, the base's own fit is all we have
+            self.estimator_ = base.fit(X, y)
+            self.factor_ = self.peak_factor_ = 1.0
+            self.peak_coverage_fraction_ = 1.0
+            return self
+        self.estimator_ = (
+            base.fit(X[:split], y[:split])
+            if horizon is None
+            else base.fit(X[:split], y[:split], horizon=np.asarray(horizon, dtype=np.float64)[:split])
+        )
+        held_out = np.asarray(self.estimator_.predict(X[split:]), dtype=np.float64)
+        safe = np.where(np.abs(held_out) > _TINY_SCALE, np.abs(held_out), _TINY_SCALE)
+        if horizon is not None:
+            samples = np.asarray(horizon, dtype=np.float64)[split:]
+            ratios = (samples / safe[:, None])[~np.isnan(samples)]
+        else:
+            ratios = y[split:] / safe
+        factor = float(np.quantile(ratios, 1.0 - self.target_violation_fraction)) if len(ratios) else 1.0
+        self.factor_ = float(np.clip(factor, self.min_factor, self.max_factor))
+        peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction))
+        self.peak_factor_ = float(np.clip(peak_factor, self.min_factor, self.max_factor))
+        # What the AgentProfile calls confidence: how often the predicted peak held on held-out
+        # windows (the target, unless the clip bounds or ties got in the way).
+        self.peak_coverage_fraction_ = float(np.mean(y[split:] <= held_out * self.peak_factor_))
+        return self
+
+    def predict(self, X: Any) -> FloatArray:
+        check_is_fitted(self, "factor_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.factor_
+
+    def predict_peak(self, X: Any) -> FloatArray:
+        """The peak the extender fits against: the base scaled to cover `peak_coverage_fraction`
+        of held-out windows' peaks (a request only needs to cover most samples, a peak more)."""
+        check_is_fitted(self, "factor_")
+        return np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.peak_factor_
+
+
+class ClampRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """Keep a regressor's predictions within [min_value, max_value]."""
+
+    def __init__(self, estimator: Any = None, min_value: float = 0.0, max_value: float = np.inf) -> None:
+        self.estimator = estimator
+        self.min_value = min_value
+        self.max_value = max_value
+
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> ClampRegressor:
+        if self.min_value > self.max_value:
+            raise ValueError(f"min_value {self.min_value} is above max_value {self.max_value}")
+        base = clone(self.estimator if self.estimator is not None else _default_base())
+        self.estimator_ = base.fit(X, y, **fit_params)
+        self.n_features_in_ = self.estimator_.n_features_in_
+        return self
+
+    def predict(self, X: Any) -> FloatArray:
+        check_is_fitted(self, "estimator_")
+        raw = np.asarray(self.estimator_.predict(X), dtype=np.float64)
+        return np.clip(raw, self.min_value, self.max_value)
+
+    def predict_peak(self, X: Any) -> FloatArray:
+        check_is_fitted(self, "estimator_")
+        inner = self.estimator_
+        raw = inner.predict_peak(X) if hasattr(inner, "predict_peak") else inner.predict(X)
+        return np.clip(np.asarray(raw, dtype=np.float64), self.min_value, self.max_value)
+
+
+def _default_base() -> HorizonQuantileRegressor:
+    return HorizonQuantileRegressor(scale_column=None)
+
+
+def build_recommender(cfg: PredictorConfig, resource: str) -> ClampRegressor:
+    """The kinship recommender for one resource, from the predictor config."""
+    low, high = cfg.clamp_bounds(resource)
+    base = HorizonQuantileRegressor(
+        quantile=cfg.base_quantile,
+        samples_per_window=cfg.samples_per_window,
+        scale_column=0,
+        max_iter=cfg.max_iter,
+        learning_rate=cfg.learning_rate,
+        max_leaf_nodes=cfg.max_leaf_nodes,
+        min_samples_leaf=cfg.min_samples_leaf,
+        random_state=cfg.random_state,
+    )
+    margin = MarginRegressor(
+        base,
+        target_violation_fraction=cfg.target_violation_fraction,
+        peak_coverage_fraction=cfg.peak_coverage_fraction,
+        calibration_fraction=cfg.calibration_fraction,
+        min_factor=cfg.min_margin_factor,
+        max_factor=cfg.max_margin_factor,
+    )
+    return ClampRegressor(margin, min_value=low, max_value=high)

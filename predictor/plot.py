@@ -1,0 +1,64 @@
+"""A picture of the replay: usage against each method's recommendations for a few series.
+
+The series shown are the ones where the methods disagree most (largest spread between their mean
+recommendations relative to usage): that is where a reader learns something.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from predictor.evaluate import Recommendation
+from predictor.usage import Resource, Series
+
+_COLOURS = {"kinship": "tab:green", "vpa": "tab:orange", "static": "tab:gray"}
+
+
+def plot_replay(
+    path: Path,
+    usage: Mapping[str, Series],
+    resource: Resource,
+    recommendations: Iterable[Recommendation],
+    horizon_seconds: float,
+    max_series: int = 4,
+) -> list[str]:
+    """Write a PNG; returns the series drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_series: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in recommendations:
+        by_series[r.series][r.method].append((r.decision_seconds, r.value))
+    spread = {}
+    for name, methods in by_series.items():
+        means = [np.mean([v for _, v in points]) for points in methods.values()]
+        level = float(np.nanmean(usage[name].values(resource))) or 1.0
+        spread[name] = (max(means) - min(means)) / level
+    chosen = sorted(spread, key=lambda n: -spread[n])[:max_series]
+    unit = "millicores" if resource == "cpu" else "bytes"
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 2.6 * max(len(chosen), 1)), squeeze=False)
+    for ax, name in zip(axes[:, 0], chosen, strict=True):
+        series = usage[name]
+        start = min(t for points in by_series[name].values() for t, _ in points)
+        hours = (series.timestamps_seconds - start) / 3600
+        ax.plot(hours, series.values(resource), color="black", linewidth=0.7, label="usage")
+        for method, points in sorted(by_series[name].items()):
+            points.sort()
+            t = np.array([p[0] for p in points] + [points[-1][0] + horizon_seconds])
+            v = np.array([p[1] for p in points] + [points[-1][1]])
+            ax.step((t - start) / 3600, v, where="post", color=_COLOURS.get(method), label=method)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel(f"{resource} ({unit})", fontsize=8)
+        ax.set_xlim(left=-0.5)
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    axes[-1, 0].set_xlabel("hours since first recommendation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return chosen
