@@ -8,7 +8,7 @@ file is reported with the file, the item and the field.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from extender.objects import (
     pod_resource_request,
 )
 from extender.state import ClusterState, pod_fit_requests
+from kinship.documents import object_documents
 from kinship.errors import InputError
 from kinship.graph import AgentGraph, parse_agent_graph
 from kinship.profile import load_profile_files
@@ -107,7 +108,7 @@ def load_graph_files(paths: Iterable[Path]) -> list[AgentGraph]:
     graphs: list[AgentGraph] = []
     problems: list[InputError] = []
     for path in paths:
-        for where, doc in _documents(path):
+        for where, doc in object_documents(path, "AgentGraph"):
             try:
                 graphs.append(parse_agent_graph(doc, where))
             except InputError as exc:
@@ -115,28 +116,6 @@ def load_graph_files(paths: Iterable[Path]) -> list[AgentGraph]:
     if problems:
         raise InputError("graph files", [p.render() for p in problems])
     return graphs
-
-
-def _documents(path: Path) -> Iterator[tuple[str, Any]]:
-    try:
-        docs = list(yaml.safe_load_all(path.read_text()))
-    except OSError as exc:
-        raise InputError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), [f"invalid YAML: {exc}"]) from None
-    n = 0
-    for i, doc in enumerate(docs, 1):
-        if doc is None:
-            continue
-        if isinstance(doc, dict) and doc.get("kind") == "List":
-            for j, item in enumerate(doc.get("items") or []):
-                n += 1
-                yield f"{path}: document {i} items[{j}]", item
-            continue
-        n += 1
-        yield f"{path}: document {i}", doc
-    if n == 0:
-        raise InputError(str(path), ["no AgentGraph documents in the file"])
 
 
 def build_state(

@@ -8,13 +8,13 @@ name is a fallback, as in the extender's watch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kinship.documents import object_documents
 from kinship.errors import InputError
 from kinship.graph import Metadata, _describe
 
@@ -111,7 +111,7 @@ def load_profile_files(paths: Iterable[Path]) -> list[AgentProfile]:
     problems: list[InputError] = []
     for path in paths:
         try:
-            for where, doc in _documents(path):
+            for where, doc in object_documents(path, "AgentProfile"):
                 try:
                     profiles.append(parse_agent_profile(doc, where))
                 except InputError as exc:
@@ -132,25 +132,3 @@ def profile_document(namespace: str, agent: str, status: ProfileStatus) -> dict[
         "spec": {"agent": agent},
         "status": status.model_dump(mode="json", exclude_none=True),
     }
-
-
-def _documents(path: Path) -> Iterator[tuple[str, Any]]:
-    try:
-        docs = list(yaml.safe_load_all(path.read_text()))
-    except OSError as exc:
-        raise InputError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), [f"invalid YAML: {exc}"]) from None
-    n = 0
-    for i, doc in enumerate(docs, 1):
-        if doc is None:
-            continue
-        if isinstance(doc, dict) and doc.get("kind") == "List":
-            for j, item in enumerate(doc.get("items") or []):
-                n += 1
-                yield f"{path}: document {i} items[{j}]", item
-            continue
-        n += 1
-        yield f"{path}: document {i}", doc
-    if n == 0:
-        raise InputError(str(path), ["no AgentProfile documents in the file"])

@@ -58,8 +58,12 @@ def apply_profiles(api_client: Any, documents: Iterable[dict[str, Any]], create_
         meta = doc["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         key = f"{namespace}/{name}"
-        status_patch = {"apiVersion": doc["apiVersion"], "kind": doc["kind"],
-                        "metadata": {"name": name, "namespace": namespace}, "status": doc["status"]}
+        status_patch = {
+            "apiVersion": doc["apiVersion"],
+            "kind": doc["kind"],
+            "metadata": {"name": name, "namespace": namespace},
+            "status": doc["status"],
+        }
         try:
             _apply_status(custom, namespace, name, status_patch)
         except ApiException as exc:
@@ -69,10 +73,19 @@ def apply_profiles(api_client: Any, documents: Iterable[dict[str, Any]], create_
                 result.missing.append(key)
                 continue
             custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name,
-                {"apiVersion": doc["apiVersion"], "kind": doc["kind"],
-                 "metadata": {"name": name, "namespace": namespace}, "spec": doc["spec"]},
-                field_manager=FIELD_MANAGER, _content_type=_APPLY,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {
+                    "apiVersion": doc["apiVersion"],
+                    "kind": doc["kind"],
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": doc["spec"],
+                },
+                field_manager=FIELD_MANAGER,
+                _content_type=_APPLY,
             )
             _apply_status(custom, namespace, name, status_patch)
             result.created.append(key)
@@ -84,6 +97,13 @@ def apply_profiles(api_client: Any, documents: Iterable[dict[str, Any]], create_
 def _apply_status(custom: Any, namespace: str, name: str, body: dict[str, Any]) -> None:
     # force: the predictor is the only writer of status; a stale manager's fields are taken over.
     custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, name, body,
-        field_manager=FIELD_MANAGER, force=True, _content_type=_APPLY,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        body,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type=_APPLY,
     )

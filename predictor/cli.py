@@ -59,8 +59,9 @@ def _fail(exc: InputError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _config(horizon: str | None, window: str | None, target: float | None, refit: str | None,
-            warmup: str | None) -> Any:
+def _config(
+    horizon: str | None, window: str | None, target: float | None, refit: str | None, warmup: str | None
+) -> Any:
     from predictor.config import PredictorConfig
 
     return PredictorConfig().with_overrides(
@@ -114,8 +115,14 @@ def convert(
             from predictor.prometheus import PrometheusSource, fetch
 
             now = time.time()
-            samples = fetch(url, namespace, now - (_seconds(since, "--since") or 0), now,
-                            _seconds(step, "--step") or 60.0, PrometheusSource())
+            samples = fetch(
+                url,
+                namespace,
+                now - (_seconds(since, "--since") or 0),
+                now,
+                _seconds(step, "--step") or 60.0,
+                PrometheusSource(),
+            )
         else:
             if input_path is None:
                 raise InputError("--input", [f"--from {source.value} needs the trace file"])
@@ -197,8 +204,9 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    table_out = Table(title=f"{usage.name}: {resource.value}, horizon {cfg.horizon_seconds:g} s, "
-                      f"{result.refits} refits")
+    table_out = Table(
+        title=f"{usage.name}: {resource.value}, horizon {cfg.horizon_seconds:g} s, {result.refits} refits"
+    )
     for column in ("method", "slack", "violation rate", "worst overrun"):
         table_out.add_column(column, justify="left" if column == "method" else "right")
     for name, f in figures.items():
@@ -286,8 +294,11 @@ def train(
             result = apply_profiles(cluster_client(kubeconfig), docs, create_missing)
         except InputError as exc:
             raise _fail(exc) from None
-        typer.echo(f"applied {len(result.applied)}, created {len(result.created)}, missing "
-                   f"{len(result.missing)}{' (use --create-missing): ' if result.missing else ''}"
-                   f"{' '.join(result.missing)}", err=True)
+        typer.echo(
+            f"applied {len(result.applied)}, created {len(result.created)}, missing "
+            f"{len(result.missing)}{' (use --create-missing): ' if result.missing else ''}"
+            f"{' '.join(result.missing)}",
+            err=True,
+        )
     if out is None and not apply and kubeconfig is None:
         typer.echo(yaml.safe_dump_all(docs, sort_keys=False))

@@ -97,12 +97,23 @@ class PredictorConfig:
 
     def validate(self, source: str) -> None:
         problems: list[str] = []
-        for name in ("horizon_seconds", "window_seconds", "train_stride_seconds", "refit_every_seconds",
-                     "vpa_half_life_seconds", "vpa_memory_aggregation_seconds"):
+        for name in (
+            "horizon_seconds",
+            "window_seconds",
+            "train_stride_seconds",
+            "refit_every_seconds",
+            "vpa_half_life_seconds",
+            "vpa_memory_aggregation_seconds",
+        ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name}: must be > 0 (got {getattr(self, name)})")
-        for name in ("target_violation_fraction", "base_quantile", "peak_coverage_fraction",
-                     "calibration_fraction", "vpa_target_percentile"):
+        for name in (
+            "target_violation_fraction",
+            "base_quantile",
+            "peak_coverage_fraction",
+            "calibration_fraction",
+            "vpa_target_percentile",
+        ):
             if not 0 < getattr(self, name) < 1:
                 problems.append(f"{name}: must be between 0 and 1 exclusive (got {getattr(self, name)})")
         if not 0 < self.min_margin_factor <= self.max_margin_factor:

@@ -28,9 +28,7 @@ def cut_all(
     usage: Mapping[str, Series], resource: Resource, cfg: PredictorConfig
 ) -> tuple[dict[str, SeriesWindows], dict[str, SeriesWindows]]:
     """(training windows, decision windows) per series that measured `resource` at all."""
-    grids = {
-        name: on_grid(s, resource) for name, s in usage.items() if np.any(~np.isnan(s.values(resource)))
-    }
+    grids = {name: on_grid(s, resource) for name, s in usage.items() if np.any(~np.isnan(s.values(resource)))}
     train: dict[str, SeriesWindows] = {}
     decisions: dict[str, SeriesWindows] = {}
     if not grids:
@@ -38,8 +36,11 @@ def cut_all(
     start = min(g.start_seconds for g in grids.values())
     for name, grid in grids.items():
         step = grid.step_seconds
-        w, h, long = (steps(cfg.window_seconds, step), steps(cfg.horizon_seconds, step),
-                      steps(cfg.long_window_seconds, step))
+        w, h, long = (
+            steps(cfg.window_seconds, step),
+            steps(cfg.horizon_seconds, step),
+            steps(cfg.long_window_seconds, step),
+        )
         n = len(grid.values)
         train_at = np.arange(1, n, steps(cfg.train_stride_seconds, step))
         train[name] = SeriesWindows(name, grid, cut_windows(grid, train_at, w, h, long))

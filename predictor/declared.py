@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from extender.objects import quantity
+from kinship.documents import read_yaml_documents
 from kinship.errors import InputError
 from predictor.usage import Resource
 
@@ -22,12 +21,7 @@ _UNIT = {"cpu": 1000.0, "memory": 1.0}
 
 def declared_requests(path: Path, resource: Resource) -> dict[str, float]:
     """Workload name -> summed container request of `resource`, in the usage table's unit."""
-    try:
-        docs = list(yaml.safe_load_all(path.read_text()))
-    except OSError as exc:
-        raise InputError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), [f"invalid YAML: {exc}"]) from None
+    docs = read_yaml_documents(path)
     requests: dict[str, float] = {}
     problems: list[str] = []
     for i, doc in enumerate(docs, 1):

@@ -74,13 +74,15 @@ def evaluate(
     decisions = _from(decisions, first)
     last = max(float(w.windows.decision_seconds[-1]) for w in decisions.values())
     refit_times = np.arange(first, last + 1.0, cfg.refit_every_seconds)
-    predictions: dict[str, FloatArray] = {name: np.full(len(w.windows.decision_seconds), np.nan)
-                                          for name, w in decisions.items()}
+    predictions: dict[str, FloatArray] = {
+        name: np.full(len(w.windows.decision_seconds), np.nan) for name, w in decisions.items()
+    }
     for j in progress(range(len(refit_times)), len(refit_times)):
         start = refit_times[j]
         end = refit_times[j + 1] if j + 1 < len(refit_times) else np.inf
-        X, y, horizon = stack(train, until_seconds=start, horizon_seconds=cfg.horizon_seconds,
-                              max_rows=cfg.max_train_windows)
+        X, y, horizon = stack(
+            train, until_seconds=start, horizon_seconds=cfg.horizon_seconds, max_rows=cfg.max_train_windows
+        )
         with threadpool_limits(limits=cfg.max_threads):
             model = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
         for name, w in decisions.items():

@@ -61,12 +61,18 @@ def forecast(
             grid = sw.grid
             step = grid.step_seconds
             now = np.array([len(grid.values)])
-            w = cut_windows(grid, now, steps(cfg.window_seconds, step), steps(cfg.horizon_seconds, step),
-                            steps(cfg.long_window_seconds, step))
+            w = cut_windows(
+                grid,
+                now,
+                steps(cfg.window_seconds, step),
+                steps(cfg.horizon_seconds, step),
+                steps(cfg.long_window_seconds, step),
+            )
             if len(w.features) == 0:
                 continue  # nothing measured in the last window: no basis for a forecast
-            out[name][resource] = Forecast(float(model.predict(w.features)[0]),
-                                           float(model.predict_peak(w.features)[0]))
+            out[name][resource] = Forecast(
+                float(model.predict(w.features)[0]), float(model.predict_peak(w.features)[0])
+            )
     return dict(out)
 
 
@@ -78,17 +84,18 @@ def profile_documents(
     trained_at_seconds: float,
 ) -> list[dict[str, Any]]:
     forecasts = forecast(usage, models, cfg)
-    confidence = min(
-        (float(m.estimator_.peak_coverage_fraction_) for m in models.values()), default=None
-    )
+    confidence = min((float(m.estimator_.peak_coverage_fraction_) for m in models.values()), default=None)
     spacings = [
-        np.median(np.diff(s.timestamps_seconds))
-        for s in usage.values() if s.timestamps_seconds.size > 1
+        np.median(np.diff(s.timestamps_seconds)) for s in usage.values() if s.timestamps_seconds.size > 1
     ]
     step = float(max(spacings, default=60.0))
     related: dict[Resource, dict[str, dict[str, float]]] = {
-        r: correlations(agent_totals(usage, r, step), cfg.min_notable_correlation,
-                        cfg.min_correlation_samples, cfg.max_correlations_per_agent)
+        r: correlations(
+            agent_totals(usage, r, step),
+            cfg.min_notable_correlation,
+            cfg.min_correlation_samples,
+            cfg.max_correlations_per_agent,
+        )
         for r in RESOURCES
     }
     containers: dict[str, list[ContainerProfile]] = defaultdict(list)
@@ -111,8 +118,11 @@ def profile_documents(
             horizonSeconds=round(cfg.horizon_seconds),
             containers=agent_containers,
             correlations=[
-                Correlation(agent=o, cpu=related["cpu"].get(agent, {}).get(o),
-                            memory=related["memory"].get(agent, {}).get(o))
+                Correlation(
+                    agent=o,
+                    cpu=related["cpu"].get(agent, {}).get(o),
+                    memory=related["memory"].get(agent, {}).get(o),
+                )
                 for o in others
             ],
         )

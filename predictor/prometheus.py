@@ -68,13 +68,17 @@ def _points(values: Any, where: str) -> Iterable[tuple[float, float]]:
             value = float(text)
             t = float(t)
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: values[{j}]: expected [time, \"number\"], got {point!r}") from None
+            raise ValueError(f'{where}: values[{j}]: expected [time, "number"], got {point!r}') from None
         if math.isfinite(value) and value >= 0:  # NaN/Inf appear when a counter resets mid-window
             yield t, value
 
 
 def fetch(
-    url: str, namespace: str, start_seconds: float, end_seconds: float, step_seconds: float,
+    url: str,
+    namespace: str,
+    start_seconds: float,
+    end_seconds: float,
+    step_seconds: float,
     source: PrometheusSource,
 ) -> list[Sample]:
     """Run both range queries against a Prometheus server and parse them."""

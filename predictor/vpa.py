@@ -40,8 +40,13 @@ class ExponentialBuckets:
 
     @property
     def count(self) -> int:
-        return math.ceil(math.log(self.max_value * self.growth_fraction / self.first_bucket_size + 1)
-                         / math.log(self.ratio)) + 1
+        return (
+            math.ceil(
+                math.log(self.max_value * self.growth_fraction / self.first_bucket_size + 1)
+                / math.log(self.ratio)
+            )
+            + 1
+        )
 
     def start(self, bucket: FloatArray | np.ndarray) -> FloatArray:
         b = np.asarray(bucket, dtype=np.float64)
@@ -104,8 +109,10 @@ class VpaRecommender:
         if self.resource == "cpu":
             weights = self._cpu_histograms(seen)
         else:
-            weights = np.stack([self._memory_histogram(int(k)) for k in seen]) if len(seen) else np.zeros(
-                (0, self.buckets_.count)
+            weights = (
+                np.stack([self._memory_histogram(int(k)) for k in seen])
+                if len(seen)
+                else np.zeros((0, self.buckets_.count))
             )
         target = self.buckets_.percentile(weights, self.target_percentile)
         return np.asarray(target * (1.0 + self.safety_margin_fraction), dtype=np.float64)
