@@ -54,3 +54,15 @@ def api(kubeconfig: Path):  # type: ignore[no-untyped-def]
     config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
     with client.ApiClient(configuration) as api_client:
         yield api_client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_cluster(api) -> None:  # type: ignore[no-untyped-def]
+    """`make demo` leaves its teams running; they would take capacity and GPUs from the tests."""
+    from kubernetes import client
+
+    from kinship.demo import delete_namespace
+
+    for ns in client.CoreV1Api(api).list_namespace().items:
+        if ns.metadata.name.startswith("agents-"):
+            delete_namespace(api, ns.metadata.name)

@@ -87,7 +87,8 @@ def test_whole_node_objects_mode_places_the_team(api: client.ApiClient, nodes_mo
     # Required co-location is a filter: with a reply in the wrong mode every node would be
     # dropped and the pods would stay Pending (wait_bound would have failed).
     assert placed["argocd-mcp"] == placed["argocd-agent"]
-    assert set(placed["argocd-agent"]) & set(placed["orchestrator"])
+    # (Which preferred pairs share a node in a burst depends on the order kube-scheduler takes the
+    # pods in; test_placement.py checks placement quality. This test is about the wire mode.)
     gpus = {
         n.metadata.name: int(n.status.allocatable.get("nvidia.com/gpu", "0")) for n in core.list_node().items
     }

@@ -17,14 +17,6 @@ from tests.serving import ROOT
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", autouse=True)
-def clean_cluster(api: client.ApiClient) -> None:
-    """`make demo` leaves its teams running; they would take capacity and GPUs from these tests."""
-    for ns in client.CoreV1Api(api).list_namespace().items:
-        if ns.metadata.name.startswith("agents-"):
-            delete_namespace(api, ns.metadata.name)
-
-
 @pytest.fixture
 def teams(api: client.ApiClient) -> Iterator[dict[str, dict[str, list[str]]]]:
     core = client.CoreV1Api(api)
