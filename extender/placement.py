@@ -181,16 +181,19 @@ class NodeFit:
     @classmethod
     def of(cls, state: ClusterState, cand: Candidates) -> NodeFit:
         slots = cand.slots
-        known = slots >= 0
+        if cand.fit_alloc is None:  # NodeNames mode: every candidate has a slot
+            return cls(
+                state.cpu_alloc[slots], state.mem_alloc[slots], state.cpu_peak[slots], state.mem_peak[slots]
+            )
+        known = slots >= 0  # Nodes mode: a node the cache has not seen hosts no pods yet
         safe = np.where(known, slots, 0)
-        cpu_peak = np.where(known, state.cpu_peak[safe], 0.0)
-        mem_peak = np.where(known, state.mem_peak[safe], 0.0)
-        if cand.fit_alloc is not None:
-            cpu_alloc, mem_alloc = cand.fit_alloc
-        else:
-            cpu_alloc = np.where(known, state.cpu_alloc[safe], np.nan)
-            mem_alloc = np.where(known, state.mem_alloc[safe], np.nan)
-        return cls(cpu_alloc, mem_alloc, cpu_peak, mem_peak)
+        cpu_alloc, mem_alloc = cand.fit_alloc
+        return cls(
+            cpu_alloc,
+            mem_alloc,
+            np.where(known, state.cpu_peak[safe], 0.0),
+            np.where(known, state.mem_peak[safe], 0.0),
+        )
 
 
 def _cores(millicores: float) -> str:
@@ -255,15 +258,17 @@ def _filter_peaks(ctx: PodContext, fit: NodeFit, names: list[str], outcome: Filt
         ("cpu", cpu, fit.cpu_peak, fit.cpu_alloc, _cores),
         ("memory", memory, fit.mem_peak, fit.mem_alloc, _gib),
     ):
-        fits = scoring.peaks_fit(peak, sums, alloc)
+        over = scoring.peaks_over(peak, sums, alloc)
+        if not over.any():  # the usual case: one pass over the candidates and done
+            continue
         source = ctx.peak_source(resource)
-        for i in np.flatnonzero(~fits & outcome.passed):
+        for i in np.flatnonzero(over & outcome.passed):
             outcome.failed[names[i]] = (
                 f"predicted {resource} peak {unit(sums[i] + peak)} > allocatable {unit(alloc[i])} "
                 f"(pods on the node {unit(sums[i])} + this pod {unit(peak)} from its {source})"
             )
             outcome.removed["spike_fit"] = outcome.removed.get("spike_fit", 0) + 1
-        outcome.passed &= fits
+        outcome.passed &= ~over
 
 
 @dataclass(slots=True)

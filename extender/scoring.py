@@ -93,11 +93,11 @@ def gpu_fits(pod_gpus: float, gpu_free: FloatArray) -> NDArray[np.bool_]:
     return gpu_free >= pod_gpus
 
 
-def peaks_fit(pod_peak: float, peak_sum: FloatArray, allocatable: FloatArray) -> NDArray[np.bool_]:
-    """Spike-aware fit of one resource: the predicted peaks of the node's pods plus this pod's
-    stay within allocatable. NaN allocatable (unknown) fits anything: comparisons with NaN are
-    False, and the built-in NodeResourcesFit still checks requests there."""
-    result: NDArray[np.bool_] = ~(peak_sum + pod_peak > allocatable)
+def peaks_over(pod_peak: float, peak_sum: FloatArray, allocatable: FloatArray) -> NDArray[np.bool_]:
+    """Spike-aware fit of one resource: True where the predicted peaks of the node's pods plus
+    this pod's exceed allocatable. NaN allocatable (unknown) is never exceeded: comparisons with
+    NaN are False, and the built-in NodeResourcesFit still checks requests there."""
+    result: NDArray[np.bool_] = peak_sum + pod_peak > allocatable
     return result
 
 

@@ -132,6 +132,7 @@ class ClusterState:
         self._zones: dict[str, int] = {}
         self._pods: dict[str, PodRecord] = {}
         self._agent_nodes: dict[AgentKey, Counter[str]] = defaultdict(Counter)
+        self._placements: dict[AgentKey, tuple[NDArray[np.intp], NDArray[np.float64]]] = {}
         self._node_pods: dict[str, set[str]] = defaultdict(set)
         self._graphs: dict[tuple[str, str], AgentGraph] = {}
         # What spike-aware placement reads from each AgentProfile, by (namespace, agent), and the
@@ -197,6 +198,7 @@ class ClusterState:
             if slot is None:
                 slot = self._allocate_slot()
                 self.node_generation += 1
+                self._placements.clear()
                 self._slot[name] = slot
                 self._names[slot] = name
                 self.gpu_used[slot] = sum(self._pods[k].gpu for k in self._node_pods.get(name, ()))
@@ -212,6 +214,7 @@ class ClusterState:
             if slot is None:
                 return
             self.node_generation += 1
+            self._placements.clear()
             self._names[slot] = None
             self.zone_id[slot] = NO_ZONE
             self.gpu_alloc[slot] = 0.0
@@ -313,6 +316,7 @@ class ClusterState:
             self._node_pods[node].add(key)
             if record.agent is not None:
                 self._agent_nodes[(record.namespace, record.agent)][node] += 1
+                self._placements.pop((record.namespace, record.agent), None)
             slot = self._slot.get(node)
             if slot is not None:
                 self.gpu_used[slot] += record.gpu
@@ -362,6 +366,7 @@ class ClusterState:
             del self._node_pods[record.node]
         if record.agent is not None:
             agent_key = (record.namespace, record.agent)
+            self._placements.pop(agent_key, None)
             counts = self._agent_nodes[agent_key]
             counts[record.node] -= 1
             if counts[record.node] <= 0:
@@ -397,15 +402,25 @@ class ClusterState:
 
     def placement(self, namespace: str, agent: str) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Slots hosting this agent's pods and how many pods on each (nodes unknown to the cache
-        are skipped: nothing can be placed next to them)."""
-        counts = self._agent_nodes.get((namespace, agent))
-        if not counts:
-            return np.empty(0, np.intp), np.empty(0)
-        pairs = [(self._slot[n], c) for n, c in counts.items() if n in self._slot]
-        if not pairs:
-            return np.empty(0, np.intp), np.empty(0)
-        slots, weights = zip(*pairs, strict=True)
-        return np.asarray(slots, dtype=np.intp), np.asarray(weights, dtype=np.float64)
+        are skipped: nothing can be placed next to them). Read-only arrays, cached until one of
+        the agent's pods or any node slot changes: every call reads a few agents' placements
+        (graph peers, own replicas, correlated agents), and pods move far less often."""
+        key = (namespace, agent)
+        cached = self._placements.get(key)
+        if cached is not None:
+            return cached
+        counts = self._agent_nodes.get(key)
+        pairs = [(self._slot[n], c) for n, c in counts.items() if n in self._slot] if counts else []
+        if pairs:
+            slots, weights = zip(*pairs, strict=True)
+            found = (np.asarray(slots, dtype=np.intp), np.asarray(weights, dtype=np.float64))
+        else:
+            found = (np.empty(0, np.intp), np.empty(0))
+        for array in found:
+            array.flags.writeable = False
+        if counts:  # no entries for agents without pods: requests must not grow the cache
+            self._placements[key] = found
+        return found
 
     # ---- graphs ----------------------------------------------------------------------------
     def upsert_graph(self, graph: AgentGraph) -> None:

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from extender import scoring
-from extender.objects import Pod, pod_resource_request, quantity
+from extender.objects import Node, Pod, pod_resource_request, quantity
 from extender.offline import load_snapshot
 from extender.state import ClusterState
 from kinship.errors import InputError
@@ -102,3 +102,21 @@ def test_offline_mode_keeps_no_in_flight_entries(cluster_files) -> None:
     for i in range(5):
         client.post("/prioritize", json=args(k.pod(f"docs-{i}", "ops", deployment="docs-agent")))
     assert state._in_flight == {}
+
+
+def test_cached_placements_follow_pod_and_node_changes() -> None:
+    state = ClusterState()
+    for name in ("n1", "n2"):
+        state.upsert_node(msgspec.convert(k.node(name), Node))
+    first = msgspec.convert(k.pod("a-1", "ns", node_name="n1", agent_label="a"), Pod)
+    state.upsert_pod(first)
+    slots, counts = state.placement("ns", "a")
+    assert (slots.tolist(), counts.tolist()) == (state.slots_of(["n1"]).tolist(), [1.0])
+    assert not slots.flags.writeable  # shared between calls: nobody may write into it
+    state.upsert_pod(msgspec.convert(k.pod("a-2", "ns", node_name="n2", agent_label="a"), Pod))
+    assert sorted(state.placement("ns", "a")[0].tolist()) == sorted(state.slots_of(["n1", "n2"]).tolist())
+    state.delete_node("n2")
+    assert state.placement("ns", "a")[0].tolist() == state.slots_of(["n1"]).tolist()
+    state.delete_pod(first.key)
+    assert state.placement("ns", "a")[0].size == 0
+    assert state.placement("ns", "nobody")[0].size == 0

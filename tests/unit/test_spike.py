@@ -74,10 +74,10 @@ def make_client(tmp_path: Path, profiles: list[dict[str, Any]], config: Extender
 # ---- pure terms ----------------------------------------------------------------------------
 
 
-def test_peaks_fit_is_sum_plus_pod_within_allocatable_and_unknown_allocatable_fits() -> None:
+def test_peaks_over_is_sum_plus_pod_above_allocatable_and_unknown_allocatable_is_never_over() -> None:
     sums = np.array([0.0, 30.0, 31.0, 5.0])
     alloc = np.array([64.0, 64.0, 64.0, np.nan])
-    assert scoring.peaks_fit(34.0, sums, alloc).tolist() == [True, True, False, True]  # 64 fits exactly
+    assert scoring.peaks_over(34.0, sums, alloc).tolist() == [False, False, True, False]  # 64 fits exactly
 
 
 def test_spike_correlation_term_is_one_minus_the_strongest_correlation_on_the_node() -> None:
