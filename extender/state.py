@@ -133,6 +133,9 @@ class ClusterState:
         self._pods: dict[str, PodRecord] = {}
         self._agent_nodes: dict[AgentKey, Counter[str]] = defaultdict(Counter)
         self._placements: dict[AgentKey, tuple[NDArray[np.intp], NDArray[np.float64]]] = {}
+        # One float object per distinct request value: the replicas of a workload all request
+        # the same, and a float object per pod would cost 48 bytes per pod at 150,000 pods.
+        self._request_values: dict[float, float] = {}
         self._node_pods: dict[str, set[str]] = defaultdict(set)
         self._graphs: dict[tuple[str, str], AgentGraph] = {}
         # What spike-aware placement reads from each AgentProfile, by (namespace, agent), and the
@@ -309,8 +312,8 @@ class ClusterState:
                 agent=pod.agent,
                 node=node,
                 gpu=gpus,
-                cpu_millicores=cpu,
-                memory_bytes=memory,
+                cpu_millicores=self._request_values.setdefault(cpu, cpu),
+                memory_bytes=self._request_values.setdefault(memory, memory),
             )
             self._pods[key] = record
             self._node_pods[node].add(key)
