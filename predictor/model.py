@@ -77,6 +77,7 @@ class HorizonQuantileRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             early_stopping=False,
             random_state=self.random_state,
         ).fit(X, y / self._scale(X))
+        self.n_iter_ = self.booster_.n_iter_
         return self
 
     def predict(self, X: Any) -> FloatArray:
@@ -134,7 +135,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         n_calibration = max(1, round(len(y) * self.calibration_fraction)) if len(y) > 1 else 0
         split = len(y) - n_calibration
         base = clone(self.estimator if self.estimator is not None else _default_base())
-        if split < 1:  # one row: nothing to hold out, the base's own fit is all we have
+        if n_calibration == 0:  # one row: nothing to hold out, the base's own fit is all we have
             self.estimator_ = base.fit(X, y)
             self.factor_ = self.peak_factor_ = 1.0
             self.peak_coverage_fraction_ = 1.0
@@ -151,9 +152,12 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             ratios = (samples / safe[:, None])[~np.isnan(samples)]
         else:
             ratios = y[split:] / safe
-        factor = float(np.quantile(ratios, 1.0 - self.target_violation_fraction)) if len(ratios) else 1.0
+        # "higher": an observed ratio, never an interpolation below it, so held-out violations stay
+        # at or under the target rather than a hair above.
+        q = 1.0 - self.target_violation_fraction
+        factor = float(np.quantile(ratios, q, method="higher")) if len(ratios) else 1.0
         self.factor_ = float(np.clip(factor, self.min_factor, self.max_factor))
-        peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction))
+        peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction, method="higher"))
         self.peak_factor_ = float(np.clip(peak_factor, self.min_factor, self.max_factor))
         # What the AgentProfile calls confidence: how often the predicted peak held on held-out
         # windows (the target, unless the clip bounds or ties got in the way).
