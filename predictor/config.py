@@ -39,6 +39,10 @@ class PredictorConfig:
     calibration_fraction: float = 0.3
     # The margin never shrinks a recommendation below this share of the base prediction, nor grows
     # it beyond the upper factor: guards against a calibration set that is small or odd.
+    # Candidate floors, as fractions of the window's scale (its p90): the margin keeps whichever
+    # leaves the least held-out slack at the target. Memory rarely falls back below its recent
+    # level, CPU often does; calibration finds that out per resource instead of us hard-coding it.
+    floor_fractions: tuple[float, ...] = (0.0, 0.9, 1.0, 1.1)
     min_margin_factor: float = 0.1
     max_margin_factor: float = 5.0
     # Gradient boosting size: small, because features are few and training must take minutes on

@@ -24,6 +24,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from predictor.config import PredictorConfig
+from predictor.features import SCALE_COLUMN
 from predictor.usage import FloatArray
 
 # A scale this close to zero carries no size information; ratios are taken against 1 instead.
@@ -122,6 +123,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         calibration_fraction: float = 0.3,
         min_factor: float = 0.1,
         max_factor: float = 5.0,
+        floor_column: int | None = None,
+        floor_fractions: tuple[float, ...] = (0.0,),
     ) -> None:
         self.estimator = estimator
         self.target_violation_fraction = target_violation_fraction
@@ -129,6 +132,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.calibration_fraction = calibration_fraction
         self.min_factor = min_factor
         self.max_factor = max_factor
+        self.floor_column = floor_column
+        self.floor_fractions = floor_fractions
 
     def fit(self, X: Any, y: Any, horizon: Any = None) -> MarginRegressor:
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
@@ -138,6 +143,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if n_calibration == 0:  # one row: nothing to hold out, the base's own fit is all we have
             self.estimator_ = base.fit(X, y)
             self.factor_ = self.peak_factor_ = 1.0
+            self.floor_fraction_ = 0.0
             self.peak_coverage_fraction_ = 1.0
             return self
         self.estimator_ = (
@@ -147,16 +153,12 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         )
         held_out = np.asarray(self.estimator_.predict(X[split:]), dtype=np.float64)
         safe = np.where(np.abs(held_out) > _TINY_SCALE, np.abs(held_out), _TINY_SCALE)
-        if horizon is not None:
-            samples = np.asarray(horizon, dtype=np.float64)[split:]
-            ratios = (samples / safe[:, None])[~np.isnan(samples)]
-        else:
-            ratios = y[split:] / safe
-        # "higher": an observed ratio, never an interpolation below it, so held-out violations stay
-        # at or under the target rather than a hair above.
-        q = 1.0 - self.target_violation_fraction
-        factor = float(np.quantile(ratios, q, method="higher")) if len(ratios) else 1.0
-        self.factor_ = float(np.clip(factor, self.min_factor, self.max_factor))
+        samples = np.asarray(horizon, dtype=np.float64)[split:] if horizon is not None else y[split:, None]
+        floor = self._floor(X[split:])
+        choices = [self._calibrate(held_out, f * floor, samples) for f in self.floor_fractions]
+        best = min(range(len(choices)), key=lambda i: choices[i][1:])
+        self.factor_ = choices[best][0]
+        self.floor_fraction_ = float(self.floor_fractions[best])
         peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction, method="higher"))
         self.peak_factor_ = float(np.clip(peak_factor, self.min_factor, self.max_factor))
         # What the AgentProfile calls confidence: how often the predicted peak held on held-out
@@ -167,7 +169,43 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     def predict(self, X: Any) -> FloatArray:
         check_is_fitted(self, "factor_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.factor_
+        scaled = np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.factor_
+        return np.maximum(scaled, self.floor_fraction_ * self._floor(X))
+
+    def _floor(self, X: FloatArray) -> FloatArray:
+        if self.floor_column is None:
+            return np.zeros(len(X))
+        return np.abs(X[:, self.floor_column])
+
+    def _calibrate(
+        self, predicted: FloatArray, floor: FloatArray, samples: FloatArray
+    ) -> tuple[float, float, float]:
+        """(factor, violation above target, held-out slack) for requests max(factor*pred, floor).
+
+        Violations only fall as the factor grows, so bisection finds the smallest factor meeting
+        the target; among floors, the one leaving the least slack wins (ties: fewer violations).
+        """
+        measured = ~np.isnan(samples)
+        total = max(int(measured.sum()), 1)
+
+        def violation(factor: float) -> float:
+            request = np.maximum(factor * predicted, floor)[:, None]
+            return float(np.sum((samples > request) & measured)) / total
+
+        low, high = self.min_factor, self.max_factor
+        if violation(low) > self.target_violation_fraction:
+            for _ in range(40):
+                middle = (low + high) / 2
+                if violation(middle) <= self.target_violation_fraction:
+                    high = middle
+                else:
+                    low = middle
+            low = high
+        request = np.maximum(low * predicted, floor)[:, None]
+        unused = np.where(measured, np.maximum(request - samples, 0.0), 0.0).sum()
+        requested = np.where(measured, np.broadcast_to(request, samples.shape), 0.0).sum()
+        excess = max(violation(low) - self.target_violation_fraction, 0.0)
+        return low, excess, float(unused / requested) if requested > 0 else 0.0
 
     def predict_peak(self, X: Any) -> FloatArray:
         """The peak the extender fits against: the base scaled to cover `peak_coverage_fraction`
@@ -228,5 +266,7 @@ def build_recommender(cfg: PredictorConfig, resource: str) -> ClampRegressor:
         calibration_fraction=cfg.calibration_fraction,
         min_factor=cfg.min_margin_factor,
         max_factor=cfg.max_margin_factor,
+        floor_column=SCALE_COLUMN,
+        floor_fractions=cfg.floor_fractions,
     )
     return ClampRegressor(margin, min_value=low, max_value=high)
