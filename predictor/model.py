@@ -24,7 +24,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from predictor.config import PredictorConfig
-from predictor.features import SCALE_COLUMN
+from predictor.features import FEATURE_NAMES, SCALE_COLUMN
 from predictor.usage import FloatArray
 
 # A scale this close to zero carries no size information; ratios are taken against 1 instead.
@@ -123,8 +123,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         calibration_fraction: float = 0.3,
         min_factor: float = 0.1,
         max_factor: float = 5.0,
-        floor_column: int | None = None,
-        floor_fractions: tuple[float, ...] = (0.0,),
+        floor_scale_column: int | None = None,
+        floor_candidates: tuple[tuple[int | None, float], ...] = ((None, 0.0),),
     ) -> None:
         self.estimator = estimator
         self.target_violation_fraction = target_violation_fraction
@@ -132,8 +132,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.calibration_fraction = calibration_fraction
         self.min_factor = min_factor
         self.max_factor = max_factor
-        self.floor_column = floor_column
-        self.floor_fractions = floor_fractions
+        self.floor_scale_column = floor_scale_column
+        self.floor_candidates = floor_candidates
 
     def fit(self, X: Any, y: Any, horizon: Any = None) -> MarginRegressor:
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
@@ -143,7 +143,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if n_calibration == 0:  # one row: nothing to hold out, the base's own fit is all we have
             self.estimator_ = base.fit(X, y)
             self.factor_ = self.peak_factor_ = 1.0
-            self.floor_fraction_ = 0.0
+            self.floor_: tuple[int | None, float] = (None, 0.0)
             self.peak_coverage_fraction_ = 1.0
             return self
         self.estimator_ = (
@@ -154,11 +154,12 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         held_out = np.asarray(self.estimator_.predict(X[split:]), dtype=np.float64)
         safe = np.where(np.abs(held_out) > _TINY_SCALE, np.abs(held_out), _TINY_SCALE)
         samples = np.asarray(horizon, dtype=np.float64)[split:] if horizon is not None else y[split:, None]
-        floor = self._floor(X[split:])
-        choices = [self._calibrate(held_out, f * floor, samples) for f in self.floor_fractions]
+        choices = [
+            self._calibrate(held_out, self._floor(X[split:], c), samples) for c in self.floor_candidates
+        ]
         best = min(range(len(choices)), key=lambda i: choices[i][1:])
         self.factor_ = choices[best][0]
-        self.floor_fraction_ = float(self.floor_fractions[best])
+        self.floor_ = self.floor_candidates[best]
         peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction, method="higher"))
         self.peak_factor_ = float(np.clip(peak_factor, self.min_factor, self.max_factor))
         # What the AgentProfile calls confidence: how often the predicted peak held on held-out
@@ -170,12 +171,16 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "factor_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         scaled = np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.factor_
-        return np.maximum(scaled, self.floor_fraction_ * self._floor(X))
+        return np.maximum(scaled, self._floor(X, self.floor_))
 
-    def _floor(self, X: FloatArray) -> FloatArray:
-        if self.floor_column is None:
+    def _floor(self, X: FloatArray, candidate: tuple[int | None, float]) -> FloatArray:
+        """fraction x |scale| x (the candidate's relative column, or 1): e.g. the day's max."""
+        column, fraction = candidate
+        if self.floor_scale_column is None or fraction == 0.0:
             return np.zeros(len(X))
-        return np.abs(X[:, self.floor_column])
+        level = np.abs(X[:, self.floor_scale_column])
+        relative = 1.0 if column is None else np.abs(X[:, column])
+        return np.asarray(fraction * level * relative, dtype=np.float64)
 
     def _calibrate(
         self, predicted: FloatArray, floor: FloatArray, samples: FloatArray
@@ -266,7 +271,10 @@ def build_recommender(cfg: PredictorConfig, resource: str) -> ClampRegressor:
         calibration_fraction=cfg.calibration_fraction,
         min_factor=cfg.min_margin_factor,
         max_factor=cfg.max_margin_factor,
-        floor_column=SCALE_COLUMN,
-        floor_fractions=cfg.floor_fractions,
+        floor_scale_column=SCALE_COLUMN,
+        floor_candidates=tuple(
+            (None if name == "window_scale" else FEATURE_NAMES.index(name), fraction)
+            for name, fraction in cfg.floor_candidates
+        ),
     )
     return ClampRegressor(margin, min_value=low, max_value=high)
