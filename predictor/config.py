@@ -39,6 +39,18 @@ class PredictorConfig:
     calibration_fraction: float = 0.3
     # The margin never shrinks a recommendation below this share of the base prediction, nor grows
     # it beyond the upper factor: guards against a calibration set that is small or odd.
+    # Candidate floors (a feature, relative to the window scale, times a fraction): the margin keeps
+    # whichever leaves the least held-out slack at the target. Memory rarely falls back below the
+    # day's peak, CPU often does; calibration finds that out per resource instead of us hard-coding
+    # it. ("window_scale", 0) is "no floor".
+    floor_candidates: tuple[tuple[str, float], ...] = (
+        ("window_scale", 0.0),
+        ("window_scale", 1.0),
+        ("window_scale", 1.1),
+        ("max_fraction", 1.0),
+        ("long_max_fraction", 1.0),
+        ("long_max_fraction", 1.05),
+    )
     min_margin_factor: float = 0.1
     max_margin_factor: float = 5.0
     # Gradient boosting size: small, because features are few and training must take minutes on

@@ -73,6 +73,8 @@ def cut_windows(
     recent = sliding_window_view(padded, window_steps)[d - window_steps]
     keep = ~np.all(np.isnan(recent), axis=1)
     d, recent = d[keep], recent[keep]
+    if len(d) == 0:
+        return Windows(np.zeros((0, len(FEATURE_NAMES))), np.zeros(0), np.zeros((0, horizon_steps)))
     long = sliding_window_view(padded, long_steps)[d - long_steps]
     horizon = sliding_window_view(padded, horizon_steps)[d]
     decision_seconds = grid.start_seconds + (d - pad) * grid.step_seconds

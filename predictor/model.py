@@ -24,6 +24,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from predictor.config import PredictorConfig
+from predictor.features import FEATURE_NAMES, SCALE_COLUMN
 from predictor.usage import FloatArray
 
 # A scale this close to zero carries no size information; ratios are taken against 1 instead.
@@ -77,6 +78,7 @@ class HorizonQuantileRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             early_stopping=False,
             random_state=self.random_state,
         ).fit(X, y / self._scale(X))
+        self.n_iter_ = self.booster_.n_iter_
         return self
 
     def predict(self, X: Any) -> FloatArray:
@@ -121,6 +123,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         calibration_fraction: float = 0.3,
         min_factor: float = 0.1,
         max_factor: float = 5.0,
+        floor_scale_column: int | None = None,
+        floor_candidates: tuple[tuple[int | None, float], ...] = ((None, 0.0),),
     ) -> None:
         self.estimator = estimator
         self.target_violation_fraction = target_violation_fraction
@@ -128,15 +132,18 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.calibration_fraction = calibration_fraction
         self.min_factor = min_factor
         self.max_factor = max_factor
+        self.floor_scale_column = floor_scale_column
+        self.floor_candidates = floor_candidates
 
     def fit(self, X: Any, y: Any, horizon: Any = None) -> MarginRegressor:
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n_calibration = max(1, round(len(y) * self.calibration_fraction)) if len(y) > 1 else 0
         split = len(y) - n_calibration
         base = clone(self.estimator if self.estimator is not None else _default_base())
-        if split < 1:  # one row: nothing to hold out, the base's own fit is all we have
+        if n_calibration == 0:  # one row: nothing to hold out, the base's own fit is all we have
             self.estimator_ = base.fit(X, y)
             self.factor_ = self.peak_factor_ = 1.0
+            self.floor_: tuple[int | None, float] = (None, 0.0)
             self.peak_coverage_fraction_ = 1.0
             return self
         self.estimator_ = (
@@ -146,14 +153,14 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         )
         held_out = np.asarray(self.estimator_.predict(X[split:]), dtype=np.float64)
         safe = np.where(np.abs(held_out) > _TINY_SCALE, np.abs(held_out), _TINY_SCALE)
-        if horizon is not None:
-            samples = np.asarray(horizon, dtype=np.float64)[split:]
-            ratios = (samples / safe[:, None])[~np.isnan(samples)]
-        else:
-            ratios = y[split:] / safe
-        factor = float(np.quantile(ratios, 1.0 - self.target_violation_fraction)) if len(ratios) else 1.0
-        self.factor_ = float(np.clip(factor, self.min_factor, self.max_factor))
-        peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction))
+        samples = np.asarray(horizon, dtype=np.float64)[split:] if horizon is not None else y[split:, None]
+        choices = [
+            self._calibrate(held_out, self._floor(X[split:], c), samples) for c in self.floor_candidates
+        ]
+        best = min(range(len(choices)), key=lambda i: choices[i][1:])
+        self.factor_ = choices[best][0]
+        self.floor_ = self.floor_candidates[best]
+        peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction, method="higher"))
         self.peak_factor_ = float(np.clip(peak_factor, self.min_factor, self.max_factor))
         # What the AgentProfile calls confidence: how often the predicted peak held on held-out
         # windows (the target, unless the clip bounds or ties got in the way).
@@ -163,7 +170,47 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     def predict(self, X: Any) -> FloatArray:
         check_is_fitted(self, "factor_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.factor_
+        scaled = np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.factor_
+        return np.maximum(scaled, self._floor(X, self.floor_))
+
+    def _floor(self, X: FloatArray, candidate: tuple[int | None, float]) -> FloatArray:
+        """fraction x |scale| x (the candidate's relative column, or 1): e.g. the day's max."""
+        column, fraction = candidate
+        if self.floor_scale_column is None or fraction == 0.0:
+            return np.zeros(len(X))
+        level = np.abs(X[:, self.floor_scale_column])
+        relative = 1.0 if column is None else np.abs(X[:, column])
+        return np.asarray(fraction * level * relative, dtype=np.float64)
+
+    def _calibrate(
+        self, predicted: FloatArray, floor: FloatArray, samples: FloatArray
+    ) -> tuple[float, float, float]:
+        """(factor, violation above target, held-out slack) for requests max(factor*pred, floor).
+
+        Violations only fall as the factor grows, so bisection finds the smallest factor meeting
+        the target; among floors, the one leaving the least slack wins (ties: fewer violations).
+        """
+        measured = ~np.isnan(samples)
+        total = max(int(measured.sum()), 1)
+
+        def violation(factor: float) -> float:
+            request = np.maximum(factor * predicted, floor)[:, None]
+            return float(np.sum((samples > request) & measured)) / total
+
+        low, high = self.min_factor, self.max_factor
+        if violation(low) > self.target_violation_fraction:
+            for _ in range(40):
+                middle = (low + high) / 2
+                if violation(middle) <= self.target_violation_fraction:
+                    high = middle
+                else:
+                    low = middle
+            low = high
+        request = np.maximum(low * predicted, floor)[:, None]
+        unused = np.where(measured, np.maximum(request - samples, 0.0), 0.0).sum()
+        requested = np.where(measured, np.broadcast_to(request, samples.shape), 0.0).sum()
+        excess = max(violation(low) - self.target_violation_fraction, 0.0)
+        return low, excess, float(unused / requested) if requested > 0 else 0.0
 
     def predict_peak(self, X: Any) -> FloatArray:
         """The peak the extender fits against: the base scaled to cover `peak_coverage_fraction`
@@ -224,5 +271,10 @@ def build_recommender(cfg: PredictorConfig, resource: str) -> ClampRegressor:
         calibration_fraction=cfg.calibration_fraction,
         min_factor=cfg.min_margin_factor,
         max_factor=cfg.max_margin_factor,
+        floor_scale_column=SCALE_COLUMN,
+        floor_candidates=tuple(
+            (None if name == "window_scale" else FEATURE_NAMES.index(name), fraction)
+            for name, fraction in cfg.floor_candidates
+        ),
     )
     return ClampRegressor(margin, min_value=low, max_value=high)

@@ -151,6 +151,20 @@ def _sample(row: list[str]) -> Sample:
     return Sample(seconds, name.strip(), _number(cpu, "cpu_millicores"), _number(memory, "memory_bytes"))
 
 
+def series_from_samples(samples: Iterable[Sample]) -> dict[str, Series]:
+    """The same per-series arrays `read_usage` builds, from samples already in memory."""
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    for s in samples:
+        rows.setdefault(s.series, []).append(
+            (
+                s.timestamp_seconds,
+                math.nan if s.cpu_millicores is None else s.cpu_millicores,
+                math.nan if s.memory_bytes is None else s.memory_bytes,
+            )
+        )
+    return {name: _series(name, values) for name, values in sorted(rows.items())}
+
+
 def _series(name: str, values: list[tuple[float, float, float]]) -> Series:
     table = np.asarray(values, dtype=np.float64)
     table = table[np.argsort(table[:, 0], kind="stable")]

@@ -1,0 +1,148 @@
+"""`kinship predict` end to end on a slice of the real Online Boutique trace."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kinship.cli import app
+from kinship.profile import load_profile_files
+from predictor.usage import write_usage
+from tests.unit.predictor_data import DATA, need, onlineboutique
+
+runner = CliRunner()
+SERVICES = ("frontend", "cartservice", "currencyservice", "adservice")
+FAST = ["--horizon", "1h", "--window", "1h", "--refit-every", "8h", "--warmup", "6h"]
+
+
+@pytest.fixture(scope="module")
+def usage_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("usage") / "ob.csv"
+    write_usage(path, onlineboutique(SERVICES))
+    return path
+
+
+def _seconds(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _recompute(usage: Path, recommendations: Path, column: str, horizon_seconds: float) -> dict[str, dict[str, float]]:
+    """Slack, violation rate, worst overrun from the two CSV files alone (an independent reading)."""
+    recs: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    with recommendations.open() as handle:
+        for row in csv.DictReader(handle):
+            recs[(row["method"], row["series"])].append((_seconds(row["timestamp"]), float(row["value"])))
+    samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with usage.open() as handle:
+        for row in csv.DictReader(handle):
+            if row[column]:
+                samples[row["series"]].append((_seconds(row["timestamp"]), float(row[column])))
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0, 0, 0.0])
+    for (method, series), points in recs.items():
+        points.sort()
+        for t, used in samples[series]:
+            valid = [(at, value) for at, value in points if at <= t]
+            if not valid or t >= valid[-1][0] + horizon_seconds:
+                continue
+            request = valid[-1][1]
+            acc = sums[method]
+            acc[0] += max(request - used, 0.0)
+            acc[1] += request
+            acc[2] += used > request
+            acc[3] += 1
+            if used > request:
+                acc[4] = max(acc[4], (used - request) / request)
+    return {m: {"slack": a[0] / a[1], "violation_rate": a[2] / a[3], "worst_overrun": a[4]} for m, a in sums.items()}
+
+
+@pytest.mark.parametrize("resource,column", [("memory", "memory_bytes"), ("cpu", "cpu_millicores")])
+def test_evaluate_json_matches_a_recomputation_from_the_recommendations_file(
+    usage_csv: Path, tmp_path: Path, resource: str, column: str
+) -> None:
+    recs = tmp_path / "recs.csv"
+    plot = tmp_path / "replay.png"
+    manifest = need(DATA / "manifests" / "online-boutique.yaml")
+    result = runner.invoke(
+        app,
+        ["predict", "evaluate", "--usage", str(usage_csv), "--resource", resource, *FAST, "--json",
+         "--recommendations", str(recs), "--plot", str(plot), "--declared", str(manifest)],
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["resource"] == resource
+    assert set(printed["methods"]) == {"kinship", "vpa", "static"}
+    recomputed = _recompute(usage_csv, recs, column, 3600.0)
+    for method, figures in printed["methods"].items():
+        assert set(figures) == {"slack", "violation_rate", "worst_overrun"}
+        for key, value in figures.items():
+            assert recomputed[method][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, key)
+    assert 0 < printed["methods"]["kinship"]["slack"] < 1
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with recs.open() as handle:
+        rows = list(csv.DictReader(handle))
+    # Online Boutique's manifest asks frontend for 100m CPU and 64Mi memory: the static baseline.
+    static = {r["value"] for r in rows if r["method"] == "static" and r["series"] == "frontend"}
+    assert static == ({"100.0"} if resource == "cpu" else {str(64.0 * 1024**2)})
+
+
+def test_evaluate_table_output_and_bad_usage_exit_2(usage_csv: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", *FAST])
+    assert result.exit_code == 0, result.output
+    assert "kinship" in result.stdout and "vpa" in result.stdout and "violation rate" in result.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,series,cpu_millicores,memory_bytes\n2026-11-21T10:00:00Z,a,x,1\n")
+    result = runner.invoke(app, ["predict", "evaluate", "--usage", str(bad), "--resource", "cpu"])
+    assert result.exit_code == 2
+    assert f"{bad}: line 2: cpu_millicores: not a number (got 'x')" in result.stderr
+    result = runner.invoke(app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "cpu",
+                                 "--horizon", "soon"])
+    assert result.exit_code == 2 and "--horizon: not a duration" in result.stderr
+
+
+def test_convert_writes_the_usage_table_and_names_a_missing_input(tmp_path: Path) -> None:
+    out = tmp_path / "ob.csv"
+    result = runner.invoke(app, ["predict", "convert", "--from", "onlineboutique", "--input",
+                                 str(need(DATA / "usage" / "onlineboutique_pod_metrics.tar.gz")), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 12090 samples of 10 series" in result.stdout
+    assert out.read_text().startswith("timestamp,series,cpu_millicores,memory_bytes\n")
+    result = runner.invoke(app, ["predict", "convert", "--from", "azure-vm", "--out", str(out)])
+    assert result.exit_code == 2 and "--input: --from azure-vm needs the trace file" in result.stderr
+
+
+def test_train_writes_loadable_profiles_and_reuses_its_saved_model(usage_csv: Path, tmp_path: Path) -> None:
+    out, model = tmp_path / "profiles.yaml", tmp_path / "model.pkl"
+    args = ["predict", "train", "--usage", str(usage_csv), "--namespace", "boutique", "--out", str(out),
+            "--model", str(model), "--window", "1h"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "no saved model" in first.stderr and model.exists()
+    profiles = {p.agent: p for p in load_profile_files([out])}
+    assert set(profiles) == set(SERVICES)
+    frontend = profiles["frontend"]
+    assert frontend.key == ("boutique", "frontend")
+    assert frontend.status.model == "kinship" and frontend.status.horizonSeconds == 3600
+    assert frontend.status.confidence is not None and 0 < frontend.status.confidence <= 1
+    (container,) = frontend.status.containers
+    assert container.name == "frontend"
+    peak, request = container.predictedPeak, container.recommendedRequests
+    assert peak.cpuMillicores and request.cpuMillicores and peak.memoryBytes and request.memoryBytes
+    # frontend's working set sits near 22 MiB: the request is in that range, not a default.
+    assert 15 * 1024**2 < request.memoryBytes < 120 * 1024**2
+    for p in profiles.values():
+        for c in p.status.correlations:
+            assert c.agent in SERVICES and c.agent != p.agent
+            assert any(abs(v) >= 0.5 for v in (c.cpu, c.memory) if v is not None)
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0 and "reusing saved model" in second.stderr
+    changed = runner.invoke(app, [*args, "--target-violation", "0.01"])
+    assert changed.exit_code == 0 and "different config; retraining" in changed.stderr
+    model.write_bytes(b"not a pickle")
+    broken = runner.invoke(app, args)
+    assert broken.exit_code == 2 and f"{model}: not a kinship model file" in broken.stderr
