@@ -163,8 +163,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction, method="higher"))
         self.peak_factor_ = float(np.clip(peak_factor, self.min_factor, self.max_factor))
         # What the AgentProfile calls confidence: how often the predicted peak held on held-out
-        # windows (the target, unless the clip bounds or ties got in the way).
-        self.peak_coverage_fraction_ = float(np.mean(y[split:] <= held_out * self.peak_factor_))
+        # windows (at least the target, unless the clip bounds got in the way).
+        self.peak_coverage_fraction_ = float(np.mean(y[split:] <= self.predict_peak(X[split:])))
         return self
 
     def predict(self, X: Any) -> FloatArray:
@@ -216,7 +216,9 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         """The peak the extender fits against: the base scaled to cover `peak_coverage_fraction`
         of held-out windows' peaks (a request only needs to cover most samples, a peak more)."""
         check_is_fitted(self, "factor_")
-        return np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.peak_factor_
+        peak = np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.peak_factor_
+        # Never below the request: a peak the request exceeds would tell the extender too little.
+        return np.maximum(peak, self.predict(X))
 
 
 class ClampRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]

@@ -21,7 +21,7 @@ from predictor.correlations import agent_totals, correlations
 from predictor.dataset import cut_all, stack
 from predictor.features import cut_windows, steps
 from predictor.model import build_recommender
-from predictor.usage import Resource, Series, format_timestamp
+from predictor.usage import Resource, Series, format_timestamp, on_grid
 
 RESOURCES: tuple[Resource, ...] = ("cpu", "memory")
 _FIELD = {"cpu": "cpuMillicores", "memory": "memoryBytes"}
@@ -56,9 +56,11 @@ def forecast(
     """series -> resource -> forecast for the horizon that starts after the last sample."""
     out: dict[str, dict[str, Forecast]] = defaultdict(dict)
     for resource, model in models.items():
-        train, _ = cut_all(usage, resource, cfg)
-        for name, sw in train.items():
-            grid = sw.grid
+        names, rows = [], []
+        for name, series in usage.items():
+            if np.all(np.isnan(series.values(resource))):
+                continue
+            grid = on_grid(series, resource)
             step = grid.step_seconds
             now = np.array([len(grid.values)])
             w = cut_windows(
@@ -68,11 +70,16 @@ def forecast(
                 steps(cfg.horizon_seconds, step),
                 steps(cfg.long_window_seconds, step),
             )
-            if len(w.features) == 0:
-                continue  # nothing measured in the last window: no basis for a forecast
-            out[name][resource] = Forecast(
-                float(model.predict(w.features)[0]), float(model.predict_peak(w.features)[0])
-            )
+            if len(w.features):  # else nothing measured in the last window: no basis for a forecast
+                names.append(name)
+                rows.append(w.features[0])
+        if not rows:
+            continue
+        X = np.vstack(rows)  # one predict call for all series: per-call overhead dominated
+        with threadpool_limits(limits=cfg.max_threads):
+            recommended, peak = model.predict(X), model.predict_peak(X)
+        for name, r, p in zip(names, recommended, peak, strict=True):
+            out[name][resource] = Forecast(float(r), float(p))
     return dict(out)
 
 
