@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from kinship.errors import InputError
+from kinship.kube import api_client
 from predictor.cli import predict_app  # light: the group's own imports load inside commands
 from profiler.cli import profile  # light: typer only; the profiler's modules load inside the command
 
@@ -62,11 +62,9 @@ def serve(
     log_format: Annotated[str, typer.Option(help="auto | text | json")] = "auto",
 ) -> None:
     """Serve the extender API: offline from files (--snapshot) or from the cluster (watches)."""
-    from kinship.logs import configure
+    from kinship.logs import configure_cli
 
-    if log_format not in ("auto", "text", "json"):
-        raise typer.BadParameter("must be auto, text or json", param_hint="--log-format")
-    configure(log_level, log_format)  # type: ignore[arg-type]
+    configure_cli(log_level, log_format)
 
     from extender.config import load_config
 
@@ -105,33 +103,11 @@ def serve(
     server.run()
 
 
-def _api_client(kubeconfig: Path | None) -> Any:
-    """In-cluster config first when in a pod, else the kubeconfig (KUBECONFIG, ~/.kube/config)."""
-    from kubernetes import client
-    from kubernetes import config as kube_config
-    from kubernetes.config.config_exception import ConfigException
-
-    configuration = client.Configuration()
-    try:
-        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            kube_config.load_incluster_config(client_configuration=configuration)
-            source = "in-cluster config"
-        else:
-            kube_config.load_kube_config(
-                config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
-            )
-            source = str(kubeconfig or "~/.kube/config")
-    except (ConfigException, OSError) as exc:
-        raise InputError(str(kubeconfig or "kubeconfig"), [f"cannot load Kubernetes config: {exc}"]) from None
-    log.debug("Kubernetes API via %s", source)
-    return client.ApiClient(configuration)
-
-
 def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
     from extender import kube_sync
     from extender.state import ClusterState
 
-    api = _api_client(kubeconfig)
+    api = api_client(kubeconfig)
     state = ClusterState(observed_fraction=observed_fraction)
     kube_sync.start(state, api)
     log.info("cluster mode: watching nodes, pods, agentgraphs, agentprofiles")
@@ -183,7 +159,7 @@ def demo(
             _wait_graphs_cached(extender_url, count)
 
     try:
-        run_demo(_api_client(kubeconfig), examples, Console(), graphs_cached)
+        run_demo(api_client(kubeconfig), examples, Console(), graphs_cached)
     except InputError as exc:
         raise _fail(exc) from None
     except TimeoutError as exc:

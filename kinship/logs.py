@@ -23,3 +23,12 @@ def configure(level: str, fmt: LogFormat) -> None:
 
         handler = RichHandler(show_path=False, rich_tracebacks=False)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def configure_cli(level: str, fmt: str) -> None:
+    """`configure` for a command's --log-level/--log-format, with a bad format a usage error."""
+    import typer
+
+    if fmt not in ("auto", "text", "json"):
+        raise typer.BadParameter("must be auto, text or json", param_hint="--log-format")
+    configure(level, fmt)  # type: ignore[arg-type]

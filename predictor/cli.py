@@ -288,10 +288,11 @@ def train(
         out.write_text(yaml.safe_dump_all(docs, sort_keys=False))
         typer.echo(f"wrote {len(docs)} AgentProfiles to {out}", err=True)
     if apply or kubeconfig is not None:
-        from predictor.apply import apply_profiles, cluster_client
+        from kinship.kube import api_client
+        from predictor.apply import apply_profiles
 
         try:
-            result = apply_profiles(cluster_client(kubeconfig), docs, create_missing)
+            result = apply_profiles(api_client(kubeconfig), docs, create_missing)
         except InputError as exc:
             raise _fail(exc) from None
         typer.echo(

@@ -7,7 +7,6 @@ commands (`kinship serve`) start as fast as before.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -50,11 +49,9 @@ def profile(
     log_format: Annotated[str, typer.Option(help="auto | text | json")] = "auto",
 ) -> None:
     """Read mesh telemetry from Prometheus and keep each namespace's AgentGraph status up to date."""
-    from kinship.logs import configure
+    from kinship.logs import configure_cli
 
-    if log_format not in ("auto", "text", "json"):
-        raise typer.BadParameter("must be auto, text or json", param_hint="--log-format")
-    configure(log_level, log_format)  # type: ignore[arg-type]
+    configure_cli(log_level, log_format)
 
     from profiler.config import load_config
 
@@ -91,24 +88,9 @@ def profile(
 
 def _api_client(kubeconfig: Path | None) -> Any:
     """A kube ApiClient when a cluster is configured (flag, $KUBECONFIG, in a pod), else None."""
-    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    if kubeconfig is None and not in_pod:
-        return None
-    from kubernetes import client
-    from kubernetes import config as kube_config
-    from kubernetes.config.config_exception import ConfigException
+    from kinship.kube import api_client, in_pod
 
-    configuration = client.Configuration()
-    try:
-        if kubeconfig is None:
-            kube_config.load_incluster_config(client_configuration=configuration)
-        else:
-            kube_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    except (ConfigException, OSError) as exc:
-        raise InputError(
-            str(kubeconfig or "in-cluster config"), [f"cannot load Kubernetes config: {exc}"]
-        ) from None
-    return client.ApiClient(configuration)
+    return api_client(kubeconfig) if kubeconfig is not None or in_pod() else None
 
 
 def _run(cfg: Any, api_client: Any, out: Path | None, once: bool) -> int:

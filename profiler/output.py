@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from kinship.graph import API_VERSION, KIND
+from kinship.kube import apply_status
 from profiler.config import OutputConfig
 from profiler.graph_model import SmoothedEdge
 
@@ -225,17 +226,7 @@ class StatusWriter:
             "status": status_body(edges, now),
         }
         try:
-            self._api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                field_manager=self._cfg.field_manager,
-                force=True,  # the status is ours alone: take over fields an older writer left
-                _content_type="application/apply-patch+yaml",
-            )
+            apply_status(self._api, PLURAL, namespace, name, body, self._cfg.field_manager)
         except ApiException as exc:
             if exc.status == 404:
                 self._exists.discard(key)  # deleted meanwhile; next round creates it if allowed
