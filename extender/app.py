@@ -7,19 +7,21 @@ because validating full Node objects with it would cost more than the scoring it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extender import placement, wire
+from extender.binder import Binder, BindError
 from extender.config import ExtenderConfig
 from extender.metrics import ExtenderMetrics
 from extender.objects import Pod
-from extender.state import ClusterState, UnknownNodes
+from extender.state import ClusterState, InFlight, UnknownNodes
 
 log = logging.getLogger("kinship.extender")
 JSON = "application/json"
@@ -48,20 +50,24 @@ class Extender:
     """The two verbs over one cache. Each call holds the cache lock so that one decision sees
     one version of the cluster."""
 
-    def __init__(self, state: ClusterState, config: ExtenderConfig, metrics: ExtenderMetrics) -> None:
+    def __init__(
+        self, state: ClusterState, config: ExtenderConfig, metrics: ExtenderMetrics, binder: Binder | None
+    ) -> None:
         self.state = state
         self.config = config
         self.metrics = metrics
+        self.binder = binder
         self.resolver = placement.NameResolver()
 
     def filter(self, args: wire.ExtenderArgs) -> bytes:
         ctx = placement.PodContext.of(args.pod, self.state)
-        self._note_in_flight(args.pod, ctx)
         cand = placement.candidates(self.state, args, self.resolver)
         out = placement.run_filter(self.state, ctx, cand)
         for reason, count in out.removed.items():
             self.metrics.filtered_out.labels(reason).inc(count)
         passed = np.flatnonzero(out.passed).tolist()
+        if passed:  # a pod no node passes is not placed: its peers must not wait for it
+            self._note_in_flight(args.pod, ctx)
         return wire.encode_filter(args, cand.names, passed, out.failed, out.unresolvable)
 
     def prioritize(self, args: wire.ExtenderArgs) -> bytes:
@@ -77,12 +83,57 @@ class Extender:
         return wire.encode_priorities(cand.names, prio.scores, cand.template)
 
     def _note_in_flight(self, pod: Pod, ctx: placement.PodContext) -> None:
-        # Only watches deliver bindings (and only waiting prunes the entries): offline, skip it.
-        if ctx.agent is not None and self.state.watched:
-            now = time.monotonic()
+        # Only a cluster-mode extender learns of bindings (and only waiting prunes the entries):
+        # offline, skip it. Pods without an agent are noted too: a bind call places them at once.
+        if self.state.watched:
+            deadline = time.monotonic() + self.config.in_flight_ttl_seconds
             self.state.note_in_flight(
-                pod.key, ctx.namespace, ctx.agent, self.config.in_flight_ttl_seconds, now
+                pod.key,
+                InFlight(
+                    ctx.namespace,
+                    ctx.name,
+                    ctx.agent,
+                    ctx.gpus,
+                    ctx.cpu_request_millicores,
+                    ctx.memory_request_bytes,
+                    deadline,
+                ),
             )
+
+    async def bind(self, request: Request) -> Response:
+        """Bind verb: place the pod in the cache at once, then write the binding.
+
+        The pod is assumed on its node before the API call, so that a peer kube-scheduler scores
+        meanwhile already sees it there; a failed write takes it off again and reports the error,
+        which kube-scheduler (with `ignorable: true`) answers by binding with its own binder.
+        """
+        start = time.perf_counter()
+        try:
+            args = wire.decode_binding_args(await read_body(request, self.config.max_request_bytes))
+        except BodyTooLarge:
+            return self._bind_reply(start, 413, wire.encode_error_result("request body too large"))
+        except wire.WireError as exc:
+            return self._bind_reply(start, 400, wire.encode_error_result(str(exc)))
+        if self.binder is None:
+            message = "this extender runs offline (--snapshot) and cannot bind; remove bindVerb"
+            return self._bind_reply(start, 501, wire.encode_binding_result(message))
+        now = time.monotonic()
+        with self.state.lock:
+            assumed = self.state.assume(args.key, args.node, now, self.config.assumed_ttl_seconds)
+        try:
+            await self.binder.bind(args.namespace, args.name, args.uid, args.node)
+        except BindError as exc:
+            if assumed:
+                self.state.forget_assumed(args.key)
+            self.metrics.bind_failures.inc()
+            log.warning("%s", exc)
+            return self._bind_reply(start, 200, wire.encode_binding_result(str(exc)))
+        return self._bind_reply(start, 200, wire.encode_binding_result())
+
+    def _bind_reply(self, start: float, code: int, content: bytes) -> Response:
+        self.metrics.requests.labels("bind", str(code)).inc()
+        self.metrics.latency.labels("bind").observe(time.perf_counter() - start)
+        return Response(content, status_code=code, media_type=JSON)
 
     async def wait_for_peers(self, pod: Pod) -> None:
         """Let the bindings of just-scored peers (and replicas) arrive before scoring this pod.
@@ -133,12 +184,21 @@ class Extender:
         return answer
 
 
-def create_app(state: ClusterState, config: ExtenderConfig) -> FastAPI:
-    app = FastAPI(title="Kinship extender", docs_url=None, redoc_url=None)
+def create_app(state: ClusterState, config: ExtenderConfig, binder: Binder | None = None) -> FastAPI:
+    """The extender's HTTP app; `binder` (cluster mode) enables the bind verb."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if binder is not None:
+            await binder.close()
+
+    app = FastAPI(title="Kinship extender", docs_url=None, redoc_url=None, lifespan=lifespan)
     metrics = ExtenderMetrics(state)
-    extender = Extender(state, config, metrics)
+    extender = Extender(state, config, metrics, binder)
     app.add_api_route("/filter", extender.endpoint("filter", extender.filter), methods=["POST"])
     app.add_api_route("/prioritize", extender.endpoint("prioritize", extender.prioritize), methods=["POST"])
+    app.add_api_route("/bind", extender.bind, methods=["POST"])
 
     def alive() -> Response:
         return Response("ok", media_type="text/plain")

@@ -49,11 +49,19 @@ class ExtenderConfig(BaseModel):
     # agents are good neighbours, not bad ones.
     spike_correlation_threshold: float = Field(default=0.3, ge=0, le=1)
     # kube-scheduler binds asynchronously and scores the next pod at once. A pod whose graph
-    # peers (or own replicas) were just scored waits up to this long for their bindings to
-    # arrive through the watch (milliseconds normally), so a team deployed together is placed
-    # together; a peer that failed to schedule is forgotten after in_flight_ttl_seconds.
+    # peers (or own replicas) were just scored waits up to this long for them to be bound: the
+    # bind call when the scheduler config has `bindVerb` (a millisecond or two), else their
+    # bindings arriving through the watch (an API round trip), so a team deployed together is
+    # placed together; a peer that failed to schedule is forgotten after in_flight_ttl_seconds.
     peer_bind_wait_seconds: float = Field(default=1.0, ge=0, le=4)
     in_flight_ttl_seconds: float = Field(default=3.0, gt=0)
+    # A pod bound through the bind verb counts on its node until the watch delivers it bound;
+    # if the watch has not after this long (it is down), the pod is dropped and the next relist
+    # restores it.
+    assumed_ttl_seconds: float = Field(default=30.0, gt=0)
+    # Bindings written at once (connections to the API server): kube-scheduler binds in parallel
+    # goroutines, and a write is one API round trip of mostly waiting.
+    bind_connections: int = Field(default=8, ge=1, le=64)
     # Full Node objects of 5,000 nodes are ~50 MiB in nodeCacheCapable=false mode; anything
     # larger is not a request kube-scheduler sends.
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)

@@ -63,12 +63,17 @@ class ExtenderMetrics:
         )
         self.peer_wait = Counter(
             "kinship_extender_peer_bind_wait_seconds",
-            "Time calls spent waiting for just-scored peers to be seen bound.",
+            "Time calls spent waiting for just-scored peers to be bound (bind call or watch).",
             registry=self.registry,
         )
         self.peer_wait_timeouts = Counter(
             "kinship_extender_peer_bind_wait_timeouts",
             "Calls that stopped waiting for a just-scored peer (it may have failed to schedule).",
+            registry=self.registry,
+        )
+        self.bind_failures = Counter(
+            "kinship_extender_bind_failures",
+            "Bind calls whose binding the API server refused or could not take in time.",
             registry=self.registry,
         )
         self.registry.register(_CacheCollector(state))

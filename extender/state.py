@@ -74,6 +74,20 @@ class PodRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class InFlight:
+    """A pod the extender scored and has not seen bound: who it is, what it requests (to place it
+    the moment kube-scheduler says where it goes) and when to stop expecting its binding."""
+
+    namespace: str
+    name: str
+    agent: str | None
+    gpu: float
+    cpu_millicores: float
+    memory_bytes: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpikeProfile:
     """What spike-aware placement reads from one AgentProfile: the pod's predicted peak (None per
     resource the predictor has not measured) and its correlations with other agents."""
@@ -146,11 +160,15 @@ class ClusterState:
         self._synced: dict[str, bool] = {}
         # Bumped whenever a node gets or loses a slot: anything caching name -> slot checks it.
         self.node_generation = 0
-        # Pods the extender scored but has not yet seen bound: pod key -> (namespace, agent,
-        # monotonic deadline). kube-scheduler binds asynchronously and schedules the next pod
-        # at once; without this, a team deployed together would be placed as if its
-        # just-scheduled members did not exist.
-        self._in_flight: dict[str, tuple[str, str, float]] = {}
+        # Pods the extender scored but has not yet seen bound. kube-scheduler binds
+        # asynchronously and schedules the next pod at once; without this, a team deployed
+        # together would be placed as if its just-scheduled members did not exist.
+        self._in_flight: dict[str, InFlight] = {}
+        # Pods placed by the extender's own bind verb before the watch confirms them: key ->
+        # monotonic deadline. Indexed like bound pods (kube-scheduler's "assumed" pods), so the
+        # next pod is scored with them in place; the watch's bound pod replaces the entry, a
+        # failed binding removes it, and the deadline drops one the watch never confirms.
+        self._assumed: dict[str, float] = {}
         # True when watches feed the cache, so that bindings of scored pods will arrive; an
         # offline snapshot never changes, and waiting for a binding there would be pointless.
         self.watched = False
@@ -294,8 +312,11 @@ class ClusterState:
         """Index a pod if it occupies a node: bound and not terminated. Otherwise forget it."""
         key = pod.key
         with self.lock:
-            self._forget_pod(key)
             node = pod.spec.nodeName
+            if key in self._assumed and not node and not pod.terminated:
+                return  # an older, unbound view of a pod the extender has just bound
+            self._assumed.pop(key, None)
+            self._forget_pod(key)
             if node or pod.terminated:
                 self._in_flight.pop(key, None)
             if not node or pod.terminated:
@@ -306,53 +327,94 @@ class ClusterState:
             except ValueError as exc:  # one bad object must not stop the cache from following
                 log.warning("pod %s/%s: %s; not indexed", pod.namespace, pod.metadata.name, exc)
                 return
-            record = PodRecord(
-                namespace=pod.namespace,
-                name=pod.metadata.name,
-                agent=pod.agent,
-                node=node,
-                gpu=gpus,
-                cpu_millicores=self._request_values.setdefault(cpu, cpu),
-                memory_bytes=self._request_values.setdefault(memory, memory),
-            )
-            self._pods[key] = record
-            self._node_pods[node].add(key)
-            if record.agent is not None:
-                self._agent_nodes[(record.namespace, record.agent)][node] += 1
-                self._placements.pop((record.namespace, record.agent), None)
-            slot = self._slot.get(node)
-            if slot is not None:
-                self.gpu_used[slot] += record.gpu
-                cpu_peak, mem_peak = self._peak_of(record)
-                self.cpu_peak[slot] += cpu_peak
-                self.mem_peak[slot] += mem_peak
+            self._add_record(key, pod.namespace, pod.metadata.name, pod.agent, node, gpus, cpu, memory)
+
+    def _add_record(
+        self,
+        key: str,
+        namespace: str,
+        name: str,
+        agent: str | None,
+        node: str,
+        gpu: float,
+        cpu: float,
+        memory: float,
+    ) -> None:
+        values = self._request_values
+        record = PodRecord(
+            namespace, name, agent, node, gpu, values.setdefault(cpu, cpu), values.setdefault(memory, memory)
+        )
+        self._pods[key] = record
+        self._node_pods[node].add(key)
+        if record.agent is not None:
+            self._agent_nodes[(record.namespace, record.agent)][node] += 1
+            self._placements.pop((record.namespace, record.agent), None)
+        slot = self._slot.get(node)
+        if slot is not None:
+            self.gpu_used[slot] += record.gpu
+            cpu_peak, mem_peak = self._peak_of(record)
+            self.cpu_peak[slot] += cpu_peak
+            self.mem_peak[slot] += mem_peak
 
     def delete_pod(self, key: str) -> None:
         with self.lock:
             self._in_flight.pop(key, None)
+            self._assumed.pop(key, None)
             self._forget_pod(key)
 
     # ---- pods being scheduled --------------------------------------------------------------
-    def note_in_flight(self, key: str, namespace: str, agent: str, ttl_seconds: float, now: float) -> None:
-        """Remember a pod the extender just scored, until it is seen bound or `ttl` passes."""
+    def note_in_flight(self, key: str, pod: InFlight) -> None:
+        """Remember a pod the extender just scored, until it is bound (by the extender's bind
+        verb or seen through the watch) or its deadline passes. The first note wins: filter and
+        prioritize both note the same pod."""
         with self.lock:
-            if key not in self._pods:
-                self._in_flight[key] = (namespace, agent, now + ttl_seconds)
+            if key not in self._pods and key not in self._in_flight:
+                self._in_flight[key] = pod
 
     def in_flight(self, namespace: str, agents: frozenset[str], exclude: str, now: float) -> bool:
         """Whether any other pod of these agents was scored and is not bound yet."""
         with self.lock:
-            for key in [k for k, (_, _, deadline) in self._in_flight.items() if deadline <= now]:
-                del self._in_flight[key]
+            self._expire(now)
             return any(
-                ns == namespace and agent in agents and key != exclude
-                for key, (ns, agent, _) in self._in_flight.items()
+                p.namespace == namespace and p.agent in agents and key != exclude
+                for key, p in self._in_flight.items()
             )
 
+    def assume(self, key: str, node: str, now: float, ttl_seconds: float) -> bool:
+        """Place a scored pod on the node kube-scheduler chose, before the binding is written:
+        the next pod is scored with it in place. False when the extender never scored the pod
+        (it restarted in between) or the watch already delivered it bound."""
+        with self.lock:
+            self._expire(now)
+            pod = self._in_flight.pop(key, None)
+            if pod is None or key in self._pods:
+                return False
+            self._add_record(
+                key, pod.namespace, pod.name, pod.agent, node, pod.gpu, pod.cpu_millicores, pod.memory_bytes
+            )
+            self._assumed[key] = now + ttl_seconds
+            return True
+
+    def forget_assumed(self, key: str) -> None:
+        """The binding failed: take the pod off the node it was assumed on (unless the watch has
+        meanwhile confirmed it bound, e.g. by the scheduler's fallback binder)."""
+        with self.lock:
+            if self._assumed.pop(key, None) is not None:
+                self._forget_pod(key)
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, p in self._in_flight.items() if p.deadline <= now]:
+            del self._in_flight[key]
+        for key in [k for k, deadline in self._assumed.items() if deadline <= now]:
+            del self._assumed[key]
+            self._forget_pod(key)
+
     def replace_pods(self, pods: Iterable[Pod]) -> None:
+        """Make the bound pods exactly `pods` (a relist), keeping pods assumed since: a list
+        taken before their binding was written does not show them yet."""
         pods = list(pods)
         with self.lock:
-            keep = {p.key for p in pods}
+            keep = {p.key for p in pods} | self._assumed.keys()
             for key in [k for k in self._pods if k not in keep]:
                 self._forget_pod(key)
             for pod in pods:
@@ -518,4 +580,6 @@ class ClusterState:
                 "agents": len(self._agent_nodes),
                 "agentgraphs": len(self._graphs),
                 "agentprofiles": len(self._profiles),
+                "pods_in_flight": len(self._in_flight),
+                "pods_assumed": len(self._assumed),
             }

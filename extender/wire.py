@@ -87,6 +87,50 @@ def decode_args(body: bytes) -> ExtenderArgs:
     raise WireError("invalid ExtenderArgs: neither `Nodes` nor `NodeNames` is set")
 
 
+class _BindingArgs(msgspec.Struct):
+    PodName: str = ""
+    PodNamespace: str = ""
+    PodUID: str = ""
+    Node: str = ""
+
+
+class _BindingResult(msgspec.Struct, omit_defaults=False):
+    Error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BindingArgs:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+
+    @property
+    def key(self) -> str:
+        """The cache's key for this pod, as `Pod.key` derives it."""
+        return self.uid or f"{self.namespace}/{self.name}"
+
+
+_binding_decoder = msgspec.json.Decoder(_BindingArgs)
+
+
+def decode_binding_args(body: bytes) -> BindingArgs:
+    try:
+        args = _binding_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise WireError(f"invalid ExtenderBindingArgs: {exc}") from None
+    for field in ("PodName", "PodNamespace", "Node"):
+        if not getattr(args, field):
+            raise WireError(f"invalid ExtenderBindingArgs: missing `{field}` - at `$.{field}`")
+    return BindingArgs(args.PodNamespace, args.PodName, args.PodUID, args.Node)
+
+
+def encode_binding_result(error: str = "") -> bytes:
+    """ExtenderBindingResult: kube-scheduler treats a non-empty Error as a failed binding (and,
+    with `ignorable: true`, falls back to its own binder)."""
+    return _encoder.encode(_BindingResult(error))
+
+
 def decode_node_names(raw: bytes) -> list[str]:
     try:
         return _names_decoder.decode(raw)

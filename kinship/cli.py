@@ -74,6 +74,7 @@ def serve(
             from extender.offline import build_state
 
             state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [])
+            binder = None  # a snapshot has no API server to write bindings to
             log.info("offline mode: %s", state.sizes())
         else:
             if graph:
@@ -81,7 +82,7 @@ def serve(
             if profile:
                 problem = "profile files are for offline mode (cluster mode watches them); add --snapshot"
                 raise InputError("--profile", [problem])
-            state = _cluster_state(kubeconfig, cfg.observed_fraction)
+            state, binder = _cluster_state(kubeconfig, cfg)
     except InputError as exc:
         raise _fail(exc) from None
 
@@ -91,7 +92,7 @@ def serve(
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(state, cfg),
+            create_app(state, cfg, binder),
             host=host,
             port=port,
             access_log=False,
@@ -103,15 +104,17 @@ def serve(
     server.run()
 
 
-def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
+def _cluster_state(kubeconfig: Path | None, cfg: Any) -> tuple[Any, Any]:
+    """The watched cache and the binder (the bind verb) of cluster mode, on one configuration."""
     from extender import kube_sync
+    from extender.binder import Binder
     from extender.state import ClusterState
 
     api = api_client(kubeconfig)
-    state = ClusterState(observed_fraction=observed_fraction)
+    state = ClusterState(observed_fraction=cfg.observed_fraction)
     kube_sync.start(state, api)
     log.info("cluster mode: watching nodes, pods, agentgraphs, agentprofiles")
-    return state
+    return state, Binder(api.configuration, cfg.bind_connections)
 
 
 @app.command()

@@ -218,3 +218,76 @@ def test_agent_profiles_are_watched(api: client.ApiClient, namespace: str, exten
     eventually(lambda: cached() == before + 1)
     custom.delete_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentprofiles", "executor")
     eventually(lambda: cached() == before)
+
+
+def unscheduled_pod(core: client.CoreV1Api, ns: str, name: str, agent: str) -> dict[str, Any]:
+    """A pod no scheduler will pick up, as the API server returns it (with its UID), in the shape
+    kube-scheduler posts to the extender."""
+    body = api_pod(name, ns, "unused", agent)
+    del body["spec"]["nodeName"]
+    body["spec"]["schedulerName"] = "nobody"
+    created = core.create_namespaced_pod(ns, body)
+    return core.api_client.sanitize_for_serialization(created)
+
+
+def bind(url: str, pod: dict[str, Any], node: str, uid: str | None = None) -> str:
+    meta = pod["metadata"]
+    binding = {
+        "PodName": meta["name"],
+        "PodNamespace": meta["namespace"],
+        "PodUID": uid or meta["uid"],
+        "Node": node,
+    }
+    r = httpx.post(f"{url}/bind", json=binding, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["Error"]
+
+
+def test_bind_writes_the_binding_and_places_the_pod_at_once(
+    api: client.ApiClient, namespace: str, extender: str
+) -> None:
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    names = node_names(api)
+    custom.create_namespaced_custom_object(
+        "kinship.dev",
+        "v1alpha1",
+        namespace,
+        "agentgraphs",
+        k.graph("team", namespace, [{"from": "orchestrator", "to": "docs"}]),
+    )
+    orchestrator = unscheduled_pod(core, namespace, "orchestrator-0", "orchestrator")
+    docs = k.pod("docs-0", namespace, agent_label="docs")
+    # the graph is cached once a bound orchestrator pulls docs to its node; then it goes away
+    core.create_namespaced_pod(namespace, api_pod("anchor", namespace, names[2], "orchestrator"))
+    eventually(lambda: prioritize(extender, docs, names)[names[2]] == 10)
+    core.delete_namespaced_pod("anchor", namespace, grace_period_seconds=0)
+    eventually(lambda: (s := prioritize(extender, docs, names))[names[2]] == s[names[1]])
+
+    r = httpx.post(
+        f"{extender}/filter", json={"Pod": orchestrator, "Nodes": None, "NodeNames": names}, timeout=10
+    )
+    assert r.status_code == 200 and names[0] in r.json()["NodeNames"]
+    assert bind(extender, orchestrator, names[0]) == ""
+    assert core.read_namespaced_pod("orchestrator-0", namespace).spec.node_name == names[0]
+    # in the cache the moment the bind call returned, whether or not the watch has caught up
+    got = prioritize(extender, docs, names)
+    assert got[names[0]] == 10 > got[names[1]]
+
+    # a second binding is refused by the API server; the pod stays where it is
+    error = bind(extender, orchestrator, names[1])
+    assert "already assigned" in error, error
+    assert prioritize(extender, docs, names)[names[0]] == 10
+
+    # a pod recreated under the same name is not bound with the old one's UID
+    again = unscheduled_pod(core, namespace, "docs-1", "docs")
+    core.delete_namespaced_pod("docs-1", namespace, grace_period_seconds=0)
+    unscheduled_pod(core, namespace, "docs-1", "docs")
+    error = bind(extender, again, names[1])
+    assert "409" in error or "UID" in error, error
+    assert core.read_namespaced_pod("docs-1", namespace).spec.node_name is None
+
+    assert "not found" in bind(
+        extender, {"metadata": {"name": "ghost", "namespace": namespace, "uid": ""}}, names[0]
+    )
+    metrics = httpx.get(f"{extender}/metrics", timeout=10).text
+    assert "kinship_extender_bind_failures_total 3.0" in metrics
