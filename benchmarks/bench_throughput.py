@@ -22,6 +22,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving import ROOT
 
@@ -37,7 +39,33 @@ AGENTS_PER_TEAM = 5
 REPLICAS = 2
 LATENCY_PODS = 100
 LATENCY_GAP_SECONDS = 0.05
+QUIET_SECONDS = 2.0
 SCHEDULERS = (("default", "default-scheduler", "kube-scheduler"), ("kinship", "kinship", "kinship-scheduler"))
+COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kinship-scheduler", "kinship-extender")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def extender_counters(url: str) -> dict[str, float]:
+    """The extender's peer-wait counters (seconds waited, timeouts) from its /metrics."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("kinship_extender_peer_bind_wait") and sample.name.endswith("_total"):
+                out[sample.name] = sample.value
+    return out
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds each component has used so far (/proc/PID/stat fields 14, 15).
+
+    On two cores, throughput is a CPU budget shared by every process: where the seconds go says
+    whether a scheduler is waiting or computing."""
+    out = {}
+    for name, pid in pids.items():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / TICKS
+    return out
 
 
 def node(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -157,7 +185,7 @@ class Bindings:
 
     def wait(self, keys: list[tuple[str, str]], timeout_seconds: float) -> list[float]:
         deadline = time.monotonic() + timeout_seconds
-        next_poll = time.monotonic() + 5
+        progress, quiet_since = -1, time.monotonic()
         while True:
             with self.lock:
                 missing = [k for k in keys if k not in self.bound]
@@ -166,16 +194,21 @@ class Bindings:
                     return [self.bound[k] for k in keys]
             if self.error is not None:
                 raise RuntimeError(f"pod watch failed: {self.error}")
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"{len(missing)} of {len(keys)} pods not bound")
-            if time.monotonic() > next_poll:
+            if len(missing) != progress:
+                progress, quiet_since = len(missing), now
+            elif now - quiet_since > QUIET_SECONDS:
                 self._poll(missing)
-                next_poll = time.monotonic() + 5
+                quiet_since = time.monotonic()
             time.sleep(0.02)
 
     def _poll(self, missing: list[tuple[str, str]]) -> None:
-        """A binding the watch did not deliver within 5 s is looked up and stamped now (late, so
-        it can only lower the figures); the count is printed so that a run shows it happened."""
+        """Once no binding has arrived for QUIET_SECONDS, the missing pods are looked up and the
+        bound ones stamped now (late, so it can only lower the figures). Polling only when the
+        watch is quiet keeps list calls off the API server while a scheduler is busy; the count
+        is printed so that a run shows it happened."""
         for ns in sorted({ns for ns, _ in missing}):
             bound = self.core.list_namespaced_pod(ns, field_selector="spec.nodeName!=").items
             with self.lock:
@@ -216,6 +249,7 @@ def run_scale(
     core: Any,
     bindings: Bindings,
     pids: dict[str, int],
+    extender_url: str,
     nodes: int,
     teams: int,
     namespaces: list[str],
@@ -226,9 +260,13 @@ def run_scale(
         batch = list(pods(teams, scheduler, f"{label}-t{nodes}"))  # names unique per scale
         with paused(pids[component]):
             create_all(core, batch)
+            before, waits = cpu_seconds(pids), extender_counters(extender_url)
             start = time.monotonic()  # resumed right after this block
         done = bindings.wait([(ns, p["metadata"]["name"]) for ns, p in batch], 600)
         elapsed = max(done) - start
+        after = cpu_seconds(pids)
+        used = {c: after[c] - before[c] for c in pids}
+        waited = {k: v - waits.get(k, 0.0) for k, v in extender_counters(extender_url).items()}
         delete_all(core, namespaces)
         latencies = []
         for ns, p in list(pods(teams, scheduler, f"{label}-l{nodes}"))[:LATENCY_PODS]:
@@ -251,6 +289,14 @@ def run_scale(
             f"  {label:8} {results[label]['pods_per_second']:7.1f} pods/s   latency p50 "
             f"{results[label]['p50_ms']:6.1f} ms  p99 {results[label]['p99_ms']:6.1f} ms"
         )
+        out(
+            "           CPU ms per pod while binding the batch: "
+            + ", ".join(f"{c} {1000 * used[c] / len(batch):.1f}" for c in pids)
+        )
+        if label == "kinship":
+            wait_ms = 1000 * waited.get("kinship_extender_peer_bind_wait_seconds_total", 0) / len(batch)
+            timeouts = waited.get("kinship_extender_peer_bind_wait_timeouts_total", 0)
+            out(f"           extender peer-bind wait per pod: {wait_ms:.1f} ms, {timeouts:.0f} timeouts")
     return results
 
 
@@ -268,7 +314,10 @@ def main() -> None:
     subprocess.run([script, "up", "--nodes", "0"], env=env, check=True, stdout=subprocess.DEVNULL)
     try:
         state = Path(args.state_dir)
-        pids = {c: int((state / "pids" / f"{c}.pid").read_text()) for _, _, c in SCHEDULERS}
+        pids = {c: int((state / "pids" / f"{c}.pid").read_text()) for c in COMPONENTS}
+        env_lines = (state / "cluster.env").read_text().splitlines()
+        port = next(line.split("=", 1)[1] for line in env_lines if line.startswith("KINSHIP_EXTENDER_PORT="))
+        extender_url = f"http://127.0.0.1:{port}"
         configuration = client.Configuration()
         config.load_kube_config(str(state / "kubeconfig"), client_configuration=configuration)
         configuration.connection_pool_maxsize = 16
@@ -296,7 +345,7 @@ def main() -> None:
             have = n
             time.sleep(3)  # let both schedulers' and the extender's caches take the new nodes
             print(f"{n} nodes")
-            r = run_scale(core, bindings, pids, n, teams, namespaces, print)
+            r = run_scale(core, bindings, pids, extender_url, n, teams, namespaces, print)
             table.append((n, r))
         bindings.stop()
         print(
