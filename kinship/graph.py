@@ -9,14 +9,14 @@ requests per second, so neither unit can be compared to the other directly.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kinship.errors import InputError
+from kinship.errors import InputError, describe_validation_error
 
 API_VERSION = "kinship.dev/v1alpha1"
 KIND = "AgentGraph"
@@ -88,16 +88,7 @@ def parse_agent_graph(obj: Any, source: str) -> AgentGraph:
     try:
         return AgentGraph.model_validate(obj)
     except ValidationError as exc:
-        raise InputError(source, [_describe(err) for err in exc.errors()]) from None
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    path = ""
-    for part in err["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-    return f"{path or '<document>'}: {err['msg']}{shown}"
+        raise InputError(source, [describe_validation_error(err) for err in exc.errors()]) from None
 
 
 @dataclass(frozen=True, slots=True)
