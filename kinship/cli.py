@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,9 @@ from kinship.errors import InputError
 from kinship.kube import api_client
 from predictor.cli import predict_app  # light: the group's own imports load inside commands
 from profiler.cli import profile  # light: typer only; the profiler's modules load inside the command
+
+if TYPE_CHECKING:  # pydantic and the extender load only when a command runs
+    from extender.config import ExtenderConfig
 
 app = typer.Typer(
     name="kinship",
@@ -73,7 +76,7 @@ def serve(
         if snapshot is not None:
             from extender.offline import build_state
 
-            state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [])
+            state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [], cfg.profiles)
             log.info("offline mode: %s", state.sizes())
         else:
             if graph:
@@ -81,7 +84,7 @@ def serve(
             if profile:
                 problem = "profile files are for offline mode (cluster mode watches them); add --snapshot"
                 raise InputError("--profile", [problem])
-            state = _cluster_state(kubeconfig, cfg.observed_fraction)
+            state = _cluster_state(kubeconfig, cfg)
     except InputError as exc:
         raise _fail(exc) from None
 
@@ -103,12 +106,12 @@ def serve(
     server.run()
 
 
-def _cluster_state(kubeconfig: Path | None, observed_fraction: float) -> Any:
+def _cluster_state(kubeconfig: Path | None, cfg: ExtenderConfig) -> Any:
     from extender import kube_sync
     from extender.state import ClusterState
 
     api = api_client(kubeconfig)
-    state = ClusterState(observed_fraction=observed_fraction)
+    state = ClusterState(observed_fraction=cfg.observed_fraction, profile_policy=cfg.profiles)
     kube_sync.start(state, api)
     log.info("cluster mode: watching nodes, pods, agentgraphs, agentprofiles")
     return state
@@ -132,7 +135,7 @@ def explain(
 
     try:
         cfg = load_config(config)
-        state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [])
+        state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [], cfg.profiles)
         render(Console(), state, cfg, pod, name)
     except InputError as exc:
         raise _fail(exc) from None
