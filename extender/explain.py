@@ -62,6 +62,8 @@ def header_lines(ctx: PodContext, prio: Priorities | None, state: ClusterState) 
         f"  predicted peak: cpu {cpu / 1000:g} cores (from {ctx.peak_source('cpu')}), "
         f"memory {memory / 2**30:.2f} GiB (from {ctx.peak_source('memory')})"
     )
+    if ctx.profile is not None and ctx.profile.ignored:
+        yield f"  AgentProfile ignored (peaks from the pod's requests): {ctx.profile.ignored}"
     for agent, coefficient, slots in prio.correlated if prio else []:
         where = ", ".join(sorted(n for n in map(state.node_name, slots.tolist()) if n))
         yield f"  correlated agent {agent}: {coefficient:.2f}; runs on {where}"

@@ -8,20 +8,15 @@ snapshot files, so every mode reads objects one way.
 
 from __future__ import annotations
 
-import math
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-
 import msgspec
 
 from kinship.identity import agent_of
+from kinship.quantity import Quantity, quantity
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"
 CPU_RESOURCE = "cpu"
 MEMORY_RESOURCE = "memory"
-
-Quantity = str | int | float
 
 
 class OwnerReference(msgspec.Struct):
@@ -137,37 +132,3 @@ def node_allocatable(node: Node, resource: str) -> float:
     if value is None:  # a Node object written by hand may carry capacity only
         value = (status.capacity or {}).get(resource)
     return 0.0 if value is None else quantity(value)
-
-
-def quantity(value: Quantity) -> float:
-    """A Kubernetes quantity ("2", "500m", "1Gi") as a float in base units."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid quantity {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    return _parse_quantity_str(value)
-
-
-@lru_cache(maxsize=4096)
-def _parse_quantity_str(text: str) -> float:
-    # Quantities repeat across thousands of objects ("1", "8", "16Gi"): the cache makes the
-    # library's Decimal parser free on the request path. Plain numbers (every GPU count) skip the
-    # kubernetes client, whose import alone costs over a second of `kinship serve` start-up.
-    try:
-        plain = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(plain):
-            return plain
-        raise ValueError(f"invalid quantity {text!r}")
-    from kubernetes.utils.quantity import parse_quantity
-
-    try:
-        parsed: Decimal = parse_quantity(text)
-    except (ValueError, InvalidOperation, TypeError):
-        raise ValueError(f"invalid quantity {text!r}") from None
-    value = float(parsed)
-    if not math.isfinite(value):  # "1e400" parses in Go but is no count of anything real
-        raise ValueError(f"invalid quantity {text!r}")
-    return value

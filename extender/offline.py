@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from extender.config import ProfilePolicy
 from extender.objects import (
     CPU_RESOURCE,
     GPU_RESOURCE,
@@ -123,12 +124,16 @@ def build_state(
     graph_files: Iterable[Path],
     observed_fraction: float,
     profile_files: Iterable[Path] = (),
+    profile_policy: ProfilePolicy | None = None,
 ) -> ClusterState:
-    """Load everything first, then fill the cache: a bad file leaves no half-built state."""
+    """Load everything first, then fill the cache: a bad file leaves no half-built state.
+
+    Profiles are judged as of now, as the cluster mode would read them: an old file's profiles
+    may be ignored (raise `profiles.max_age_seconds` in --config to replay them)."""
     nodes, pods = load_snapshot(snapshot)
     graphs = load_graph_files(graph_files)
     profiles = load_profile_files(profile_files)
-    state = ClusterState(observed_fraction=observed_fraction)
+    state = ClusterState(observed_fraction=observed_fraction, profile_policy=profile_policy)
     state.expect("snapshot")
     state.replace_nodes(nodes)
     state.replace_pods(pods)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
+from extender.config import ProfilePolicy
 from extender.objects import (
     CPU_RESOURCE,
     GPU_RESOURCE,
@@ -90,23 +93,62 @@ class InFlight:
 @dataclass(frozen=True, slots=True)
 class SpikeProfile:
     """What spike-aware placement reads from one AgentProfile: the pod's predicted peak (None per
-    resource the predictor has not measured) and its correlations with other agents."""
+    resource the predictor has not measured, or when the profile is ignored) and its correlations
+    with other agents."""
 
     cpu_millicores: float | None
     memory_bytes: float | None
     # (other agent, correlation): the larger of the CPU and memory coefficients, because a spike
     # in either resource is what stacking correlated agents risks.
     correlations: tuple[tuple[str, float], ...]
+    # Why the profile's peaks are not used (the policy's verdict when it was read), for explain.
+    ignored: str | None = None
 
     @classmethod
-    def of(cls, profile: AgentProfile) -> SpikeProfile:
-        totals = profile.peak_totals()
+    def of(cls, profile: AgentProfile, policy: ProfilePolicy, now: float) -> SpikeProfile:
+        """Read a profile as of `now` (unix seconds, the time it is ingested). A profile the
+        policy rejects keeps no peaks, so `pod_peak` falls back to requests as with no profile.
+        A stale one also loses its correlations (measured over the same old window); a
+        low-confidence one keeps them, since confidence grades the peak model, not the Pearson
+        coefficients."""
+        stale = _stale(profile.status.lastTrained, policy.max_age_seconds, now)
+        ignored = stale or _unconfident(profile.status.confidence, policy.min_confidence)
         pairs = []
-        for c in profile.status.correlations:
+        for c in () if stale else profile.status.correlations:
             known = [v for v in (c.cpu, c.memory) if v is not None]
             if known and c.agent != profile.agent:
                 pairs.append((c.agent, max(known)))
+        if ignored:
+            return cls(None, None, tuple(pairs), ignored)
+        totals = profile.peak_totals()
         return cls(totals.cpuMillicores, totals.memoryBytes, tuple(pairs))
+
+
+def _stale(last_trained: str | None, max_age_seconds: float, now: float) -> str | None:
+    # Without lastTrained (hand-written profiles, other producers) the age is unknown, and an
+    # unknown age is no evidence of staleness: such a profile is taken as it is.
+    if last_trained is None:
+        return None
+    try:
+        trained = datetime.fromisoformat(last_trained)
+    except ValueError:
+        return f"lastTrained {last_trained!r} is not an RFC 3339 time"
+    if trained.tzinfo is None:
+        trained = trained.replace(tzinfo=UTC)
+    if now - trained.timestamp() <= max_age_seconds:
+        return None
+    # No age in the text: the same profile read again at a relist must compare equal, or every
+    # relist would recompute its nodes' sums and log it again.
+    return (
+        f"lastTrained {last_trained} is more than profiles.max_age_seconds "
+        f"({max_age_seconds / 86400:g} days) before it was read"
+    )
+
+
+def _unconfident(confidence: float | None, min_confidence: float) -> str | None:
+    if confidence is None or confidence >= min_confidence:
+        return None
+    return f"confidence {confidence:.2f} below profiles.min_confidence {min_confidence:g}"
 
 
 def pod_peak(profile: SpikeProfile | None, cpu_request: float, memory_request: float) -> tuple[float, float]:
@@ -127,9 +169,15 @@ def pod_peak(profile: SpikeProfile | None, cpu_request: float, memory_request: f
 class ClusterState:
     """Cache of nodes, bound pods and AgentGraphs. All public methods take the lock."""
 
-    def __init__(self, observed_fraction: float = 0.5, initial_capacity: int = 64) -> None:
+    def __init__(
+        self,
+        observed_fraction: float = 0.5,
+        initial_capacity: int = 64,
+        profile_policy: ProfilePolicy | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self._observed_fraction = observed_fraction
+        self._profile_policy = profile_policy or ProfilePolicy()
         self._slot: dict[str, int] = {}
         self._names: list[str | None] = [None] * initial_capacity
         self._free: list[int] = list(range(initial_capacity - 1, -1, -1))
@@ -517,17 +565,20 @@ class ClusterState:
             self._adjacency.pop(namespace, None)
 
     # ---- agent profiles --------------------------------------------------------------------
-    def upsert_profile(self, profile: AgentProfile) -> None:
-        namespace, agent = profile.key
+    # A profile is judged (confidence, age) when it is read, with `now` the time of reading:
+    # one that ages past the limit while cached counts until its next update or the next relist.
+    def upsert_profile(self, profile: AgentProfile, now: float | None = None) -> None:
+        read = SpikeProfile.of(profile, self._profile_policy, time.time() if now is None else now)
         with self.lock:
-            self._set_profiles({(namespace, agent): SpikeProfile.of(profile)}, {(namespace, agent)})
+            self._set_profiles({profile.key: read}, {profile.key})
 
     def delete_profile(self, namespace: str, agent: str) -> None:
         with self.lock:
             self._set_profiles({}, {(namespace, agent)})
 
-    def replace_profiles(self, profiles: Iterable[AgentProfile]) -> None:
-        fresh = {p.key: SpikeProfile.of(p) for p in profiles}
+    def replace_profiles(self, profiles: Iterable[AgentProfile], now: float | None = None) -> None:
+        at = time.time() if now is None else now
+        fresh = {p.key: SpikeProfile.of(p, self._profile_policy, at) for p in profiles}
         with self.lock:
             self._set_profiles(fresh, set(self._profiles) | set(fresh))
 
@@ -548,6 +599,8 @@ class ClusterState:
         for key in changed:
             if key in fresh:
                 self._profiles[key] = fresh[key]
+                if fresh[key].ignored:
+                    log.info("AgentProfile %s/%s ignored: %s", *key, fresh[key].ignored)
             else:
                 del self._profiles[key]
         nodes = {node for key in changed for node in self._agent_nodes.get(key, ())}

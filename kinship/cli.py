@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,9 @@ from kinship.errors import InputError
 from kinship.kube import api_client
 from predictor.cli import predict_app  # light: the group's own imports load inside commands
 from profiler.cli import profile  # light: typer only; the profiler's modules load inside the command
+
+if TYPE_CHECKING:  # pydantic and the extender load only when a command runs
+    from extender.config import ExtenderConfig
 
 app = typer.Typer(
     name="kinship",
@@ -73,7 +76,7 @@ def serve(
         if snapshot is not None:
             from extender.offline import build_state
 
-            state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [])
+            state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [], cfg.profiles)
             binder = None  # a snapshot has no API server to write bindings to
             log.info("offline mode: %s", state.sizes())
         else:
@@ -104,14 +107,14 @@ def serve(
     server.run()
 
 
-def _cluster_state(kubeconfig: Path | None, cfg: Any) -> tuple[Any, Any]:
+def _cluster_state(kubeconfig: Path | None, cfg: ExtenderConfig) -> tuple[Any, Any]:
     """The watched cache and the binder (the bind verb) of cluster mode, on one configuration."""
     from extender import kube_sync
     from extender.binder import Binder
     from extender.state import ClusterState
 
     api = api_client(kubeconfig)
-    state = ClusterState(observed_fraction=cfg.observed_fraction)
+    state = ClusterState(observed_fraction=cfg.observed_fraction, profile_policy=cfg.profiles)
     kube_sync.start(state, api)
     log.info("cluster mode: watching nodes, pods, agentgraphs, agentprofiles")
     return state, Binder(api.configuration, cfg.bind_connections)
@@ -135,7 +138,7 @@ def explain(
 
     try:
         cfg = load_config(config)
-        state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [])
+        state = build_state(snapshot, graph or [], cfg.observed_fraction, profile or [], cfg.profiles)
         render(Console(), state, cfg, pod, name)
     except InputError as exc:
         raise _fail(exc) from None

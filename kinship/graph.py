@@ -1,9 +1,10 @@
 """The AgentGraph contract (kinship.dev/v1alpha1) and the effective, undirected weights built from it.
 
 Teams declare edges in `spec` (GitOps); the profiler writes what the mesh observed into `status`.
-Placement needs one number per agent pair, so both sources are scaled to their own maximum within a
-namespace and blended: declared weights are relative ("any positive number") and observed rates are
-requests per second, so neither unit can be compared to the other directly.
+Placement needs one number per agent pair, so every measure is scaled to its own maximum within a
+namespace before they are combined: declared weights are relative ("any positive number"),
+observed traffic is requests per second and bytes per second, and none of these units can be
+compared to another directly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kinship.errors import InputError
+from kinship.errors import InputError, describe_validation_error
 
 API_VERSION = "kinship.dev/v1alpha1"
 KIND = "AgentGraph"
@@ -88,16 +89,7 @@ def parse_agent_graph(obj: Any, source: str) -> AgentGraph:
     try:
         return AgentGraph.model_validate(obj)
     except ValidationError as exc:
-        raise InputError(source, [_describe(err) for err in exc.errors()]) from None
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    path = ""
-    for part in err["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-    return f"{path or '<document>'}: {err['msg']}{shown}"
+        raise InputError(source, [describe_validation_error(err) for err in exc.errors()]) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +106,22 @@ def team_adjacency(
 ) -> dict[str, tuple[Neighbour, ...]]:
     """Merge one namespace's AgentGraphs into agent -> neighbours with effective weights.
 
-    Directions are summed (traffic both ways shares the same link). Each source is scaled to its
-    own maximum; when a namespace has both sources, effective = (1-f)*declared + f*observed with
+    Directions are summed (traffic both ways shares the same link). Declared weights, observed
+    requests/s and observed bytes/s are each scaled to their own maximum in the namespace. A
+    pair's observed share is the larger of its requests/s and bytes/s shares: a raw TCP stream
+    (a database, a model server) has bytes and no requests and must pull its agents together as
+    much as the chattiest HTTP pair does, and an HTTP pair moving the namespace's most bytes is as
+    worth keeping close (latency, cross-zone egress per byte) as the one with the most calls.
+    Taking the larger rather than a mean keeps a pair that leads on one measure from being diluted
+    by a mesh that does not report the other (the OTel servicegraph reports no bytes).
+    When a namespace has both sources, effective = (1-f)*declared + f*observed with
     f = `observed_fraction`, a missing side counting 0. Edges declared `None` keep no weight:
     the team said placement should ignore them. Self-edges are dropped: replicas of one agent are
     the spread term's business.
     """
     declared: dict[frozenset[str], float] = defaultdict(float)
-    observed: dict[frozenset[str], float] = defaultdict(float)
+    requests: dict[frozenset[str], float] = defaultdict(float)
+    bytes_: dict[frozenset[str], float] = defaultdict(float)
     colocation: dict[frozenset[str], Colocation] = {}
     for graph in graphs:
         for d in graph.spec.edges:
@@ -133,17 +133,26 @@ def team_adjacency(
             if old is None or _STRENGTH[d.colocation] > _STRENGTH[old]:
                 colocation[pair] = d.colocation
         for o in graph.status.observedEdges:
-            if o.from_ != o.to and o.requestsPerSecond > 0:
-                observed[frozenset((o.from_, o.to))] += o.requestsPerSecond
+            if o.from_ == o.to:
+                continue
+            pair = frozenset((o.from_, o.to))
+            if o.requestsPerSecond > 0:
+                requests[pair] += o.requestsPerSecond
+            if o.bytesPerSecond > 0:
+                bytes_[pair] += o.bytesPerSecond
 
+    declared_shares = _shares(declared)
+    requests_shares, bytes_shares = _shares(requests), _shares(bytes_)
+    observed = {
+        pair: max(requests_shares.get(pair, 0.0), bytes_shares.get(pair, 0.0))
+        for pair in requests_shares.keys() | bytes_shares.keys()
+    }
     f = observed_fraction if declared and observed else (1.0 if observed else 0.0)
-    max_declared = max(declared.values(), default=0.0)
-    max_observed = max(observed.values(), default=0.0)
     adjacency: dict[str, list[Neighbour]] = defaultdict(list)
     for pair in declared.keys() | observed.keys():
         mode = colocation.get(pair, Colocation.PREFERRED)
-        declared_share = declared.get(pair, 0.0) / max_declared if max_declared else 0.0
-        observed_share = observed.get(pair, 0.0) / max_observed if max_observed else 0.0
+        declared_share = declared_shares.get(pair, 0.0)
+        observed_share = observed.get(pair, 0.0)
         weight = 0.0 if mode is Colocation.NONE else (1.0 - f) * declared_share + f * observed_share
         if weight <= 0.0 and mode is not Colocation.REQUIRED:
             continue
@@ -151,3 +160,9 @@ def team_adjacency(
         adjacency[a].append(Neighbour(b, weight, mode))
         adjacency[b].append(Neighbour(a, weight, mode))
     return {agent: tuple(sorted(ns, key=lambda n: n.agent)) for agent, ns in adjacency.items()}
+
+
+def _shares(values: Mapping[frozenset[str], float]) -> dict[frozenset[str], float]:
+    """Each pair's value as a share of the largest (values are positive; empty stays empty)."""
+    top = max(values.values(), default=0.0)
+    return {pair: v / top for pair, v in values.items()} if top > 0 else {}

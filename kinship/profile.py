@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kinship.documents import object_documents
-from kinship.errors import InputError
-from kinship.graph import Metadata, _describe
+from kinship.errors import InputError, describe_validation_error
+from kinship.graph import Metadata
 
 API_VERSION = "kinship.dev/v1alpha1"
 KIND = "AgentProfile"
@@ -99,7 +99,7 @@ def parse_agent_profile(obj: Any, source: str) -> AgentProfile:
     try:
         return AgentProfile.model_validate(obj)
     except ValidationError as exc:
-        raise InputError(source, [_describe(err) for err in exc.errors()]) from None
+        raise InputError(source, [describe_validation_error(err) for err in exc.errors()]) from None
 
 
 def load_profile_files(paths: Iterable[Path]) -> list[AgentProfile]:

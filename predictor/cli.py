@@ -105,6 +105,17 @@ def convert(
     namespace: Annotated[str, typer.Option(help="prometheus: namespace of the agents.")] = "default",
     since: Annotated[str, typer.Option(help="prometheus: how far back to read.")] = "24h",
     step: Annotated[str, typer.Option(help="prometheus: query resolution.")] = "60s",
+    cpu_metric: Annotated[
+        str | None,
+        typer.Option(help="prometheus: CPU seconds counter (default container_cpu_usage_seconds_total)."),
+    ] = None,
+    memory_metric: Annotated[
+        str | None,
+        typer.Option(help="prometheus: memory gauge in bytes (default container_memory_working_set_bytes)."),
+    ] = None,
+    rate_window: Annotated[
+        str | None, typer.Option(help="prometheus: rate() window, at least two scrapes (default 5m).")
+    ] = None,
 ) -> None:
     """Convert a real trace (or a Prometheus range) into the usage table."""
     from predictor import convert as conv
@@ -112,8 +123,9 @@ def convert(
 
     try:
         if source is Source.PROMETHEUS:
-            from predictor.prometheus import PrometheusSource, fetch
+            from predictor.prometheus import fetch
 
+            prometheus = _prometheus_source(cpu_metric, memory_metric, rate_window)
             now = time.time()
             samples = fetch(
                 url,
@@ -121,7 +133,7 @@ def convert(
                 now - (_seconds(since, "--since") or 0),
                 now,
                 _seconds(step, "--step") or 60.0,
-                PrometheusSource(),
+                prometheus,
             )
         else:
             if input_path is None:
@@ -144,6 +156,25 @@ def convert(
     except ValueError as exc:  # a Prometheus answer that is not a range matrix
         raise _fail(InputError(url, [str(exc)])) from None
     typer.echo(f"wrote {rows} samples of {len({s.series for s in samples})} series to {out}")
+
+
+def _prometheus_source(cpu_metric: str | None, memory_metric: str | None, rate_window: str | None) -> Any:
+    """The query settings from the options (unset: PrometheusSource's defaults), checked before any
+    query is sent: a name outside Prometheus' syntax would be pasted into PromQL."""
+    from dataclasses import replace
+
+    from predictor.prometheus import PrometheusSource
+
+    flags = {"cpu_metric": "--cpu-metric", "memory_metric": "--memory-metric", "rate_window": "--rate-window"}
+    given = {"cpu_metric": cpu_metric, "memory_metric": memory_metric, "rate_window": rate_window}
+    source = replace(PrometheusSource(), **{k: v for k, v in given.items() if v is not None})
+    problems = source.problems()
+    if len(problems) == 1:
+        ((field, problem),) = problems.items()
+        raise InputError(flags[field], [problem])
+    if problems:
+        raise InputError("options", [f"{flags[field]}: {problem}" for field, problem in problems.items()])
+    return source
 
 
 @predict_app.command()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extender.objects import quantity
 from kinship.documents import read_yaml_documents
 from kinship.errors import InputError
+from kinship.quantity import quantity
 from predictor.usage import Resource
 
 _WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"})

@@ -10,6 +10,7 @@ applies to every replica, so the busiest one is the one it must fit.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +18,20 @@ from typing import Any
 from predictor.convert import agent_of_pod
 from predictor.usage import Sample
 
+# Prometheus' metric name syntax. Names are pasted into PromQL, so anything else would at best be
+# a parse error from the server and at worst a different query.
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# A range selector's duration as Prometheus parses it (units in descending order, e.g. 1h30m).
+DURATION = re.compile(r"(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?")
+
 
 @dataclass(frozen=True, slots=True)
 class PrometheusSource:
-    """Metric names and label filters; the defaults are cAdvisor's as scraped by kube-prometheus."""
+    """Metric names and label filters; the defaults are cAdvisor's as scraped by kube-prometheus.
+
+    Clusters that record usage under other names (a recording rule, an OTel-collector rename)
+    pass their own; `problems` says which field does not fit Prometheus' syntax.
+    """
 
     cpu_metric: str = "container_cpu_usage_seconds_total"
     memory_metric: str = "container_memory_working_set_bytes"
@@ -28,6 +39,19 @@ class PrometheusSource:
     rate_window: str = "5m"
     # cAdvisor also reports the pod's pause container ("POD") and a pod-level sum (container="").
     container_filter: str = 'container!="", container!="POD"'
+
+    def problems(self) -> dict[str, str]:
+        """Field -> what is wrong with it, for every field that would not make a valid query."""
+        found = {}
+        for field in ("cpu_metric", "memory_metric"):
+            name = getattr(self, field)
+            if not METRIC_NAME.fullmatch(name):
+                found[field] = f"not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*): {name!r}"
+        if not DURATION.fullmatch(self.rate_window) or not any(c in "123456789" for c in self.rate_window):
+            found["rate_window"] = (
+                f"not a Prometheus duration above zero (e.g. 5m, 90s, 1h30m): {self.rate_window!r}"
+            )
+        return found
 
     def queries(self, namespace: str) -> dict[str, str]:
         selector = f'namespace="{namespace}", {self.container_filter}'

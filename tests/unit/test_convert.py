@@ -101,3 +101,11 @@ def test_prometheus_queries_name_the_configured_metrics() -> None:
         'container!="POD"}[2m]))'
     )
     assert queries["memory"].startswith("sum by (namespace, pod, container) (container_memory_working_set_bytes{")
+
+
+def test_prometheus_source_problems_name_each_field_outside_prometheus_syntax() -> None:
+    assert PrometheusSource().problems() == {}
+    assert PrometheusSource(cpu_metric="ns:cpu_usage:rate5m", rate_window="1h30m").problems() == {}
+    bad = PrometheusSource(cpu_metric="", memory_metric="bytes or vector(1)", rate_window="-5m").problems()
+    assert set(bad) == {"cpu_metric", "memory_metric", "rate_window"}
+    assert bad["memory_metric"] == "not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*): 'bytes or vector(1)'"

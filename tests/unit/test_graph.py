@@ -31,7 +31,7 @@ def test_both_directions_add_up() -> None:
     assert weights(team_adjacency([g], 0.5), "a") == {"b": 1.0, "c": 0.5}
 
 
-def test_observed_only_uses_requests_per_second() -> None:
+def test_observed_requests_per_second_scale_to_the_busiest_pair() -> None:
     g = parsed(
         [],
         observed=[
@@ -40,6 +40,50 @@ def test_observed_only_uses_requests_per_second() -> None:
         ],
     )
     assert weights(team_adjacency([g], 0.5), "a") == {"b": 1.0, "c": 0.25}
+
+
+def test_a_tcp_only_edge_weighs_by_its_bytes_share() -> None:
+    # a database over raw TCP: bytes, no requests; the profiler writes it and placement must see it
+    g = parsed(
+        [],
+        observed=[
+            {"from": "a", "to": "b", "requestsPerSecond": 40.0},
+            {"from": "a", "to": "c", "requestsPerSecond": 10.0},
+            {"from": "a", "to": "db", "bytesPerSecond": 4e6},
+            {"from": "db", "to": "e", "bytesPerSecond": 1e6},
+        ],
+    )
+    adj = team_adjacency([g], 0.5)
+    assert weights(adj, "a") == {"b": 1.0, "c": 0.25, "db": 1.0}
+    assert weights(adj, "db") == {"a": 1.0, "e": 0.25}
+
+
+def test_observed_share_is_the_larger_of_the_requests_and_bytes_shares_both_directions_summed() -> None:
+    g = parsed(
+        [],
+        observed=[
+            {"from": "a", "to": "b", "requestsPerSecond": 100.0, "bytesPerSecond": 1e3},
+            # chatty but small: requests share 0.5, bytes share 0.001
+            {"from": "a", "to": "c", "requestsPerSecond": 50.0, "bytesPerSecond": 1.0},
+            # few calls, big payloads both ways: requests 0.02, bytes (0.6 + 0.2) / 1 = 0.8 of d-e's
+            {"from": "a", "to": "d", "requestsPerSecond": 2.0, "bytesPerSecond": 6e5},
+            {"from": "d", "to": "a", "bytesPerSecond": 2e5},
+            {"from": "d", "to": "e", "bytesPerSecond": 1e6},
+            {"from": "e", "to": "e", "bytesPerSecond": 1e9},  # self-edges count for nothing
+        ],
+    )
+    adj = team_adjacency([g], 0.5)
+    assert weights(adj, "a") == {"b": 1.0, "c": 0.5, "d": 0.8}
+    assert weights(adj, "e") == {"d": 1.0}
+
+
+def test_a_tcp_only_observed_edge_blends_with_declared_weights() -> None:
+    g = parsed(
+        [{"from": "a", "to": "b", "weight": 10}],
+        observed=[{"from": "a", "to": "db", "bytesPerSecond": 3e6}],
+    )
+    # b: declared 1.0, observed 0 -> 0.75 with f=0.25; db: declared 0, observed 1.0 -> 0.25
+    assert weights(team_adjacency([g], 0.25), "a") == {"b": 0.75, "db": 0.25}
 
 
 def test_declared_and_observed_blend_with_missing_side_counting_zero() -> None:

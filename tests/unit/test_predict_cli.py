@@ -116,6 +116,43 @@ def test_convert_writes_the_usage_table_and_names_a_missing_input(tmp_path: Path
     assert result.exit_code == 2 and "--input: --from azure-vm needs the trace file" in result.stderr
 
 
+def convert_prometheus(tmp_path: Path, *options: str):
+    # nothing listens on port 9 (discard): a query sent before the options were checked would
+    # fail with a connection error, not exit 2 naming the option
+    return runner.invoke(app, ["predict", "convert", "--from", "prometheus", "--url", "http://127.0.0.1:9",
+                               "--out", str(tmp_path / "u.csv"), *options])
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--cpu-metric", "cpu-seconds"], "--cpu-metric: not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*): 'cpu-seconds'"),
+        (["--memory-metric", 'mem{job="x"}'], "--memory-metric: not a Prometheus metric name"),
+        (["--memory-metric", "9lives"], "--memory-metric: not a Prometheus metric name"),
+        (["--rate-window", "5 minutes"], "--rate-window: not a Prometheus duration above zero (e.g. 5m, 90s, 1h30m): '5 minutes'"),
+        (["--rate-window", "0m"], "--rate-window: not a Prometheus duration above zero"),
+        (["--rate-window", "30m1h"], "--rate-window: not a Prometheus duration above zero"),
+    ],
+)
+def test_convert_from_prometheus_rejects_a_bad_option_naming_it_before_any_query(
+    tmp_path: Path, options: list[str], expected: str
+) -> None:
+    result = convert_prometheus(tmp_path, *options)
+    assert result.exit_code == 2, result.output
+    assert f"error: {expected}" in result.stderr
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "u.csv").exists()
+
+
+def test_convert_from_prometheus_reports_every_bad_option_at_once(tmp_path: Path) -> None:
+    result = convert_prometheus(tmp_path, "--cpu-metric", "a.b", "--memory-metric", "ok_name", "--rate-window", "5")
+    assert result.exit_code == 2, result.output
+    assert "error: options: 2 problems:" in result.stderr
+    assert "  - --cpu-metric: not a Prometheus metric name" in result.stderr
+    assert "  - --rate-window: not a Prometheus duration" in result.stderr
+    assert "--memory-metric" not in result.stderr
+
+
 def test_train_writes_loadable_profiles_and_reuses_its_saved_model(usage_csv: Path, tmp_path: Path) -> None:
     out, model = tmp_path / "profiles.yaml", tmp_path / "model.pkl"
     args = ["predict", "train", "--usage", str(usage_csv), "--namespace", "boutique", "--out", str(out),

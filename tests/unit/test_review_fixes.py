@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from extender import scoring
-from extender.objects import Node, Pod, pod_resource_request, quantity
+from extender.objects import Node, Pod, pod_resource_request
 from extender.offline import load_snapshot
 from extender.state import ClusterState
 from kinship.errors import InputError
+from kinship.quantity import quantity
 from tests import objects as k
 from tests.conftest import NODES, args
 
