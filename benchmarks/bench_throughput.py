@@ -10,6 +10,10 @@ Per node count, for each scheduler in turn:
 The pods are agent teams (5 agents x 2 replicas per namespace, a chain AgentGraph), created team
 by team as Deployments roll out, so the extender scores real graph terms and its peer-binding
 wait (see docs/extender.md) is part of what is measured.
+Three schedulers: the default profile, "floor" (a kube-scheduler calling an extender that does no
+work, benchmarks/floor_app.py: the extender protocol's own cost here) and the kinship profile.
+Per run it also prints each component's CPU milliseconds per pod: on two cores they share one
+budget, so they say where a difference comes from.
 Published extender setups reach about 11% of the vanilla throughput; the target is >= 50%.
 """
 
@@ -20,29 +24,82 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving import ROOT
+from tests.serving import ROOT, free_port, wait_ready
 
 AGENTS_PER_TEAM = 5
 REPLICAS = 2
 LATENCY_PODS = 100
 LATENCY_GAP_SECONDS = 0.05
 QUIET_SECONDS = 2.0
-SCHEDULERS = (("default", "default-scheduler", "kube-scheduler"), ("kinship", "kinship", "kinship-scheduler"))
+# (label, schedulerName, process): "floor" is a kube-scheduler calling an extender that does
+# nothing (benchmarks/floor_app.py): what the extender protocol alone costs on this machine.
+SCHEDULERS = (
+    ("default", "default-scheduler", "kube-scheduler"),
+    ("floor", "kinship-floor", "floor-scheduler"),
+    ("kinship", "kinship", "kinship-scheduler"),
+)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kinship-scheduler", "kinship-extender")
+FLOOR_COMPONENTS = ("floor-scheduler", "floor-extender")
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def floor_scheduler(state: Path, env: dict[str, str]) -> Iterator[dict[str, int]]:
+    """The floor extender and a kube-scheduler for it, configured like the kinship profile (the
+    cluster's rendered copy of the shipped config) except for its name, its URL and no bindVerb:
+    the floor does not bind, so kube-scheduler's own binder does, as for the default profile."""
+    port = free_port()
+    config = yaml.safe_load(Path(env["KINSHIP_SCHEDULER_CONFIG"]).read_text())
+    (profile,) = config["profiles"]
+    profile["schedulerName"] = "kinship-floor"
+    (extender,) = config["extenders"]
+    extender["urlPrefix"] = f"http://127.0.0.1:{port}"
+    extender.pop("bindVerb", None)
+    path = state / "floor-scheduler-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    logs = state / "logs"
+    procs = []
+    try:
+        with (logs / "floor-extender.log").open("w") as log:
+            uvicorn = [sys.executable, "-m", "uvicorn", "benchmarks.floor_app:app", "--port", str(port)]
+            quiet = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+            procs.append(subprocess.Popen([*uvicorn, *quiet], cwd=ROOT, stdout=log, stderr=log))
+        wait_ready(f"http://127.0.0.1:{port}/docs", 60, procs[0])
+        with (logs / "floor-scheduler.log").open("w") as log:
+            kc = env["KINSHIP_SCHEDULER_KUBECONFIG"]
+            command = [
+                f"{env['KINSHIP_KUBE_BIN_DIR']}/kube-scheduler",
+                f"--config={path}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--profiling=false",
+            ]
+            procs.append(subprocess.Popen(command, stdout=log, stderr=log))
+        time.sleep(3)  # informers synced; a pod created before would only wait in its queue
+        if procs[1].poll() is not None:
+            raise RuntimeError(f"floor kube-scheduler exited {procs[1].returncode}; see {logs}")
+        yield {"floor-extender": procs[0].pid, "floor-scheduler": procs[1].pid}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def extender_counters(url: str) -> dict[str, float]:
@@ -300,6 +357,32 @@ def run_scale(
     return results
 
 
+def create_teams(core: Any, custom: Any, namespaces: list[str]) -> None:
+    for ns in namespaces:
+        core.create_namespace({"metadata": {"name": ns}})
+        custom.create_namespaced_custom_object("kinship.dev", "v1alpha1", ns, "agentgraphs", team_graph(ns))
+    while True:  # ServiceAccount admission needs each namespace's `default` account
+        if all(core.list_namespaced_service_account(ns).items for ns in namespaces):
+            break
+        time.sleep(0.5)
+
+
+def print_table(table: list[tuple[int, dict[str, dict[str, float]]]]) -> None:
+    print(
+        "\n| nodes | pods/s default / floor / kinship | kinship vs default | floor vs default "
+        "| kinship vs floor | p50 / p99 ms default | floor | kinship |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for n, r in table:
+        d, f, k = (r[label]["pods_per_second"] for label in ("default", "floor", "kinship"))
+        lat = [f"{r[x]['p50_ms']:.0f} / {r[x]['p99_ms']:.0f}" for x in ("default", "floor", "kinship")]
+        print(
+            f"| {n} | {d:.0f} / {f:.0f} / {k:.0f} | {k / d:.0%} | {f / d:.0%} | {k / f:.0%} | "
+            + " | ".join(lat)
+            + " |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", default="500,1000,5000", help="node counts, ascending")
@@ -312,6 +395,7 @@ def main() -> None:
     env = {**os.environ, "KINSHIP_STATE_DIR": args.state_dir}
     script = str(ROOT / "local-cluster.sh")
     subprocess.run([script, "up", "--nodes", "0"], env=env, check=True, stdout=subprocess.DEVNULL)
+    stack = ExitStack()
     try:
         state = Path(args.state_dir)
         pids = {c: int((state / "pids" / f"{c}.pid").read_text()) for c in COMPONENTS}
@@ -324,16 +408,10 @@ def main() -> None:
         core = client.CoreV1Api(client.ApiClient(configuration))
         custom = client.CustomObjectsApi(core.api_client)
         namespaces = [f"bench-team-{t:03d}" for t in range(teams)]
-        for ns in namespaces:
-            core.create_namespace({"metadata": {"name": ns}})
-            custom.create_namespaced_custom_object(
-                "kinship.dev", "v1alpha1", ns, "agentgraphs", team_graph(ns)
-            )
-        while True:  # ServiceAccount admission needs each namespace's `default` account
-            if all(core.list_namespaced_service_account(ns).items for ns in namespaces):
-                break
-            time.sleep(0.5)
+        create_teams(core, custom, namespaces)
         bindings = Bindings(core)
+        floor = stack.enter_context(floor_scheduler(state, dict(line.split("=", 1) for line in env_lines)))
+        pids.update(floor)
         print(
             f"{teams * AGENTS_PER_TEAM * REPLICAS} pods per batch ({teams} teams); latency over "
             f"{LATENCY_PODS} pods one at a time"
@@ -348,20 +426,9 @@ def main() -> None:
             r = run_scale(core, bindings, pids, extender_url, n, teams, namespaces, print)
             table.append((n, r))
         bindings.stop()
-        print(
-            "\n| nodes | default pods/s | kinship pods/s | ratio "
-            "| default p50 / p99 ms | kinship p50 / p99 ms |"
-        )
-        print("|---|---|---|---|---|---|")
-        for n, r in table:
-            d, k = r["default"], r["kinship"]
-            print(
-                f"| {n} | {d['pods_per_second']:.0f} | {k['pods_per_second']:.0f} | "
-                f"{k['pods_per_second'] / d['pods_per_second']:.0%} | "
-                f"{d['p50_ms']:.0f} / {d['p99_ms']:.0f} | "
-                f"{k['p50_ms']:.0f} / {k['p99_ms']:.0f} |"
-            )
+        print_table(table)
     finally:
+        stack.close()
         if not args.keep:
             subprocess.run([script, "down", "--purge"], env=env, check=False, stdout=subprocess.DEVNULL)
 

@@ -12,5 +12,5 @@ app = FastAPI()
 
 @app.post("/prioritize")
 async def prioritize(request: Request) -> Response:
-    await read_body(request, 64 * 1024 * 1024)
+    await read_body(request.scope, request.receive, 64 * 1024 * 1024)
     return Response(b"[]", media_type="application/json")

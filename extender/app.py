@@ -1,7 +1,10 @@
-"""HTTP surface of the extender: the two verbs, health endpoints and /metrics.
+"""HTTP surface of the extender: the three verbs, health endpoints and /metrics.
 
-Hot routes read the raw body and return bytes; FastAPI's model layer is kept off the request path
-because validating full Node objects with it would cost more than the scoring itself.
+The verbs (filter, prioritize, bind) are answered by a plain ASGI front door in front of the
+FastAPI app, from the raw body to bytes. Measured with benchmarks/bench_throughput.py, FastAPI's
+route, middleware and response layers took more of the extender's time per pod than the scoring
+itself, and kube-scheduler waits for every call; the health, readiness and metrics endpoints stay
+on FastAPI, which also receives every other method and path.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extender import placement, wire
@@ -24,26 +28,59 @@ from extender.objects import Pod
 from extender.state import ClusterState, InFlight, UnknownNodes
 
 log = logging.getLogger("kinship.extender")
-JSON = "application/json"
-Endpoint = Callable[[Request], Awaitable[Response]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# A verb reads its body through the given coroutine (which raises BodyTooLarge) and answers with
+# an HTTP status and a JSON body.
+Verb = Callable[[Callable[[], Awaitable[bytes]]], Awaitable[tuple[int, bytes]]]
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused (BodyTooLarge) as soon as it is known to exceed `limit`."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return b"".join(chunks)
+
+
+class VerbRoutes:
+    """ASGI front door: POST to a verb's path is answered here, everything else goes to `app`."""
+
+    def __init__(self, app: ASGIApp, verbs: dict[str, Verb], limit: int) -> None:
+        self.app = app
+        self.verbs = verbs
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        verb = self.verbs.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if verb is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        code, content = await verb(lambda: read_body(scope, receive, self.limit))
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
+        await send({"type": "http.response.start", "status": code, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
 
 class Extender:
@@ -100,7 +137,7 @@ class Extender:
                 ),
             )
 
-    async def bind(self, request: Request) -> Response:
+    async def bind(self, read: Callable[[], Awaitable[bytes]]) -> tuple[int, bytes]:
         """Bind verb: place the pod in the cache at once, then write the binding.
 
         The pod is assumed on its node before the API call, so that a peer kube-scheduler scores
@@ -109,7 +146,7 @@ class Extender:
         """
         start = time.perf_counter()
         try:
-            args = wire.decode_binding_args(await read_body(request, self.config.max_request_bytes))
+            args = wire.decode_binding_args(await read())
         except BodyTooLarge:
             return self._bind_reply(start, 413, wire.encode_error_result("request body too large"))
         except wire.WireError as exc:
@@ -130,10 +167,10 @@ class Extender:
             return self._bind_reply(start, 200, wire.encode_binding_result(str(exc)))
         return self._bind_reply(start, 200, wire.encode_binding_result())
 
-    def _bind_reply(self, start: float, code: int, content: bytes) -> Response:
+    def _bind_reply(self, start: float, code: int, content: bytes) -> tuple[int, bytes]:
         self.metrics.requests.labels("bind", str(code)).inc()
         self.metrics.latency.labels("bind").observe(time.perf_counter() - start)
-        return Response(content, status_code=code, media_type=JSON)
+        return code, content
 
     async def wait_for_peers(self, pod: Pod) -> None:
         """Let the bindings of just-scored peers (and replicas) arrive before scoring this pod.
@@ -157,15 +194,14 @@ class Extender:
         if waited:
             self.metrics.peer_wait.inc(time.monotonic() - start)
 
-    def endpoint(self, verb: str, handle: Callable[[wire.ExtenderArgs], bytes]) -> Endpoint:
+    def verb(self, verb: str, handle: Callable[[wire.ExtenderArgs], bytes]) -> Verb:
         latency = self.metrics.latency.labels(verb)
         limit = self.config.max_request_bytes
 
-        async def answer(request: Request) -> Response:
+        async def answer(read: Callable[[], Awaitable[bytes]]) -> tuple[int, bytes]:
             start = time.perf_counter()
             try:
-                body = await read_body(request, limit)
-                args = wire.decode_args(body)
+                args = wire.decode_args(await read())
                 await self.wait_for_peers(args.pod)
                 with self.state.lock:
                     content = handle(args)
@@ -179,13 +215,13 @@ class Extender:
                 code, content = 500, wire.encode_error_result(f"internal error in {verb}")
             self.metrics.requests.labels(verb, str(code)).inc()
             latency.observe(time.perf_counter() - start)
-            return Response(content, status_code=code, media_type=JSON)
+            return code, content
 
         return answer
 
 
-def create_app(state: ClusterState, config: ExtenderConfig, binder: Binder | None = None) -> FastAPI:
-    """The extender's HTTP app; `binder` (cluster mode) enables the bind verb."""
+def create_app(state: ClusterState, config: ExtenderConfig, binder: Binder | None = None) -> VerbRoutes:
+    """The extender's ASGI app; `binder` (cluster mode) enables the bind verb."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -196,9 +232,11 @@ def create_app(state: ClusterState, config: ExtenderConfig, binder: Binder | Non
     app = FastAPI(title="Kinship extender", docs_url=None, redoc_url=None, lifespan=lifespan)
     metrics = ExtenderMetrics(state)
     extender = Extender(state, config, metrics, binder)
-    app.add_api_route("/filter", extender.endpoint("filter", extender.filter), methods=["POST"])
-    app.add_api_route("/prioritize", extender.endpoint("prioritize", extender.prioritize), methods=["POST"])
-    app.add_api_route("/bind", extender.bind, methods=["POST"])
+    verbs = {
+        "/filter": extender.verb("filter", extender.filter),
+        "/prioritize": extender.verb("prioritize", extender.prioritize),
+        "/bind": extender.bind,
+    }
 
     def alive() -> Response:
         return Response("ok", media_type="text/plain")
@@ -216,4 +254,4 @@ def create_app(state: ClusterState, config: ExtenderConfig, binder: Binder | Non
     app.add_api_route("/readyz", ready, methods=["GET"])
     app.add_api_route("/healthz", ready, methods=["GET"])  # alias of /readyz, as kube components do
     app.add_api_route("/metrics", prometheus, methods=["GET"])
-    return app
+    return VerbRoutes(app, verbs, config.max_request_bytes)

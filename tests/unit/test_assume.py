@@ -136,3 +136,13 @@ def test_offline_bind_says_it_cannot(state: ClusterState) -> None:
     r = client.post("/bind", json={"PodName": "p", "PodNamespace": "ns", "PodUID": "u", "Node": "n-a1"})
     assert r.status_code == 501
     assert "cannot bind; remove bindVerb" in r.json()["Error"]
+
+
+def test_verbs_answer_only_post_and_other_paths_reach_the_app(state: ClusterState) -> None:
+    client = TestClient(create_app(state, ExtenderConfig()))
+    assert client.get("/filter").status_code in (404, 405)  # FastAPI's answer, not a verb's
+    assert client.post("/nowhere", content=b"{}").status_code == 404
+    assert client.get("/livez").text == "ok"
+    r = client.post("/filter", content=b"{")
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
