@@ -53,10 +53,20 @@ def header_lines(ctx: PodContext, prio: Priorities | None, state: ClusterState) 
         nb.agent: [n for n in map(state.node_name, slots.tolist()) if n]
         for nb, slots in (prio.peers if prio else [])
     }
+    expected = {
+        nb.agent: [n for n in map(state.node_name, slots.tolist()) if n]
+        for nb, slots in (prio.anticipated if prio else [])
+    }
     for nb in ctx.neighbours:
         req = " Required" if nb.colocation is Colocation.REQUIRED else ""
-        where = ", ".join(sorted(placed[nb.agent])) if nb.agent in placed else "not placed"
-        yield f"  peer {nb.agent}: weight {nb.weight:.2f}{req}; runs on {where}"
+        if nb.agent in placed:
+            where = "runs on " + ", ".join(sorted(placed[nb.agent]))
+        elif nb.agent in expected:
+            nodes = ", ".join(sorted(expected[nb.agent]))
+            where = f"not placed yet, its pending GPU pod expected on {nodes} (tightest GPU fit)"
+        else:
+            where = "runs on not placed"
+        yield f"  peer {nb.agent}: weight {nb.weight:.2f}{req}; {where}"
     cpu, memory = ctx.peak
     yield (
         f"  predicted peak: cpu {cpu / 1000:g} cores (from {ctx.peak_source('cpu')}), "

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import HTTPError
 
-from extender.objects import Node, Pod
+from extender.objects import Node, Pod, Workload
 from extender.state import ClusterState
 from kinship.errors import InputError
 from kinship.graph import parse_agent_graph
@@ -215,6 +215,54 @@ _node = msgspec.json.Decoder(Node)
 _pod = msgspec.json.Decoder(Pod)
 
 
+def pending_pods(state: ClusterState, core: client.CoreV1Api) -> Resource:
+    """Unbound pods, for the GPU agents among them (ClusterState.anticipated). A pod leaves the
+    selector when it is bound and arrives as DELETED."""
+
+    def list_pending(**kwargs: Any) -> Any:
+        return core.list_pod_for_all_namespaces(
+            field_selector="spec.nodeName=,status.phase!=Succeeded,status.phase!=Failed", **kwargs
+        )
+
+    def pending_event(kind: str, raw: msgspec.Raw) -> None:
+        pod = _pod.decode(raw)
+        if kind == "DELETED":
+            state.delete_pending_pod(pod.key)
+        else:
+            state.upsert_pending_pod(pod)
+
+    def relist(raws: list[msgspec.Raw]) -> None:
+        state.replace_pending_pods(map(_pod.decode, raws))
+
+    return Resource("pending-pods", list_pending, relist, pending_event)
+
+
+_workload = msgspec.json.Decoder(Workload)
+
+
+def workloads(state: ClusterState, api: client.ApiClient, kind: str) -> Resource:
+    """Deployments or StatefulSets, for the GPU agents among them (ClusterState.anticipated): a
+    workload exists before its pods, so a burst deploy is anticipated from its first pod on."""
+    apps = client.AppsV1Api(api)
+    call = (
+        apps.list_deployment_for_all_namespaces
+        if kind == "Deployment"
+        else apps.list_stateful_set_for_all_namespaces
+    )
+
+    def event(event_type: str, raw: msgspec.Raw) -> None:
+        workload = _workload.decode(raw)
+        if event_type == "DELETED":
+            state.delete_workload(kind, workload.namespace, workload.metadata.name)
+        else:
+            state.upsert_workload(kind, workload)
+
+    def relist(raws: list[msgspec.Raw]) -> None:
+        state.replace_workloads(kind, map(_workload.decode, raws))
+
+    return Resource(kind.lower() + "s", call, relist, event)
+
+
 def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
@@ -287,6 +335,9 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
             "nodes", core.list_node, lambda raws: state.replace_nodes(map(_node.decode, raws)), node_event
         ),
         Resource("pods", list_pods, lambda raws: state.replace_pods(map(_pod.decode, raws)), pod_event),
+        pending_pods(state, core),
+        workloads(state, api, "Deployment"),
+        workloads(state, api, "StatefulSet"),
         Resource(
             "agentgraphs",
             list_graphs,

@@ -79,6 +79,38 @@ class Pod(msgspec.Struct):
         return self.status is not None and self.status.phase in ("Succeeded", "Failed")
 
 
+class PodTemplate(msgspec.Struct):
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: PodSpec = msgspec.field(default_factory=PodSpec)
+
+
+class WorkloadSpec(msgspec.Struct):
+    replicas: int | None = None
+    template: PodTemplate = msgspec.field(default_factory=PodTemplate)
+
+
+class Workload(msgspec.Struct):
+    """A Deployment or StatefulSet: the pods it will create, known before it creates them."""
+
+    metadata: ObjectMeta
+    spec: WorkloadSpec = msgspec.field(default_factory=WorkloadSpec)
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+    def agent(self, kind: str) -> str | None:
+        """The agent of its pods, as `Pod.agent` will derive it once they exist."""
+        return agent_of(self.spec.template.metadata.labels, [(kind, self.metadata.name)])
+
+    def pod(self) -> Pod:
+        template = self.spec.template
+        return Pod(
+            metadata=ObjectMeta(namespace=self.metadata.namespace, labels=template.metadata.labels),
+            spec=template.spec,
+        )
+
+
 class NodeStatus(msgspec.Struct):
     allocatable: dict[str, Quantity] | None = None
     capacity: dict[str, Quantity] | None = None

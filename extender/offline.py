@@ -137,6 +137,7 @@ def build_state(
     state.expect("snapshot")
     state.replace_nodes(nodes)
     state.replace_pods(pods)
+    state.replace_pending_pods(pods)
     state.replace_graphs(graphs)
     state.replace_profiles(profiles)
     state.mark_synced("snapshot")

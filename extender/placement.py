@@ -280,6 +280,35 @@ class Priorities:
     peers: list[tuple[Neighbour, NDArray[np.intp]]]  # placed neighbours and the slots hosting them
     # placed agents correlated with this one at or above the threshold: (agent, coefficient, slots)
     correlated: list[tuple[str, float, NDArray[np.intp]]] = field(default_factory=list)
+    # neighbours with no pod placed yet, counted where their pending GPU pod is expected to land
+    anticipated: list[tuple[Neighbour, NDArray[np.intp]]] = field(default_factory=list)
+
+
+def _peer_placements(
+    state: ClusterState,
+    ctx: PodContext,
+    cand: Candidates,
+    peers: list[tuple[Neighbour, NDArray[np.intp]]],
+    anticipated: list[tuple[Neighbour, NDArray[np.intp]]],
+) -> list[scoring.PeerPlacement]:
+    """Where each weighted neighbour runs, or for a GPU agent with nothing placed yet, where its
+    pending pod is expected to land; appends each to `peers` or `anticipated` for explain."""
+    placements = []
+    for nb in ctx.neighbours:
+        if nb.weight <= 0:
+            continue
+        slots, counts = state.placement(ctx.namespace, nb.agent)
+        if slots.size:
+            peers.append((nb, slots))
+        else:
+            slots, counts = state.anticipated(ctx.namespace, nb.agent)
+            if slots.size == 0:
+                continue
+            anticipated.append((nb, slots))
+        placements.append(
+            scoring.PeerPlacement(nb.weight, cand.position_of(slots), counts, state.zone_id[slots])
+        )
+    return placements
 
 
 def run_prioritize(
@@ -289,15 +318,8 @@ def run_prioritize(
     terms: dict[str, NDArray[np.float64]] = {}
     peers: list[tuple[Neighbour, NDArray[np.intp]]] = []
 
-    placements = []
-    for nb in ctx.neighbours:
-        slots, counts = state.placement(ctx.namespace, nb.agent)
-        if slots.size == 0 or nb.weight <= 0:
-            continue
-        placements.append(
-            scoring.PeerPlacement(nb.weight, cand.position_of(slots), counts, state.zone_id[slots])
-        )
-        peers.append((nb, slots))
+    anticipated: list[tuple[Neighbour, NDArray[np.intp]]] = []
+    placements = _peer_placements(state, ctx, cand, peers, anticipated)
     if placements:
         raw = scoring.communication(cand.zones, placements, config.same_zone_fraction, state.zone_count)
         comm = scoring.normalized(raw)
@@ -341,5 +363,11 @@ def run_prioritize(
     applied = {t: v for t, v in terms.items() if t not in uniform}
     scores = scoring.combine(applied, weights, len(cand))
     return Priorities(
-        scores=scores, terms=applied, weights=weights, uniform=uniform, peers=peers, correlated=correlated
+        scores=scores,
+        terms=applied,
+        weights=weights,
+        uniform=uniform,
+        peers=peers,
+        correlated=correlated,
+        anticipated=anticipated,
     )

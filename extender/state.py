@@ -27,6 +27,7 @@ from extender.objects import (
     MEMORY_RESOURCE,
     Node,
     Pod,
+    Workload,
     node_allocatable,
     pod_resource_request,
 )
@@ -212,6 +213,12 @@ class ClusterState:
         # asynchronously and schedules the next pod at once; without this, a team deployed
         # together would be placed as if its just-scheduled members did not exist.
         self._in_flight: dict[str, InFlight] = {}
+        # GPU demand not placed yet, by source ("pod/<key>" for an unbound pod, "<Kind>/<ns>/<name>"
+        # for a Deployment or StatefulSet) -> (namespace, agent, GPUs per pod). A team deployed in
+        # one burst is scored pod by pod; where a GPU agent will land is predictable (its
+        # tightest GPU fit) before it is scheduled, even before its pods exist, and its chatty
+        # peers, often scheduled first, should head for that zone rather than away from it.
+        self._gpu_demand: dict[str, tuple[str, str, float]] = {}
         # Pods placed by the extender's own bind verb before the watch confirms them: key ->
         # monotonic deadline. Indexed like bound pods (kube-scheduler's "assumed" pods), so the
         # next pod is scored with them in place; the watch's bound pod replaces the entry, a
@@ -428,12 +435,84 @@ class ClusterState:
                 for key, p in self._in_flight.items()
             )
 
+    # ---- pods waiting to be scheduled -------------------------------------------------------
+    def upsert_pending_pod(self, pod: Pod) -> None:
+        """Index an unbound pod of an agent if it requests GPUs; forget it otherwise."""
+        unbound = not pod.spec.nodeName and not pod.terminated
+        self._set_demand(f"pod/{pod.key}", pod.namespace, pod.agent if unbound else None, pod)
+
+    def delete_pending_pod(self, key: str) -> None:
+        with self.lock:
+            self._gpu_demand.pop(f"pod/{key}", None)
+
+    def replace_pending_pods(self, pods: Iterable[Pod]) -> None:
+        pods = list(pods)
+        with self.lock:
+            self._drop_demand("pod/")
+            for pod in pods:
+                self.upsert_pending_pod(pod)
+
+    def upsert_workload(self, kind: str, workload: Workload) -> None:
+        """Index a Deployment or StatefulSet whose pods request GPUs (0 replicas: none)."""
+        wanted = workload.spec.replicas != 0
+        name = f"{kind}/{workload.namespace}/{workload.metadata.name}"
+        self._set_demand(name, workload.namespace, workload.agent(kind) if wanted else None, workload.pod())
+
+    def delete_workload(self, kind: str, namespace: str, name: str) -> None:
+        with self.lock:
+            self._gpu_demand.pop(f"{kind}/{namespace}/{name}", None)
+
+    def replace_workloads(self, kind: str, workloads: Iterable[Workload]) -> None:
+        workloads = list(workloads)
+        with self.lock:
+            self._drop_demand(f"{kind}/")
+            for workload in workloads:
+                self.upsert_workload(kind, workload)
+
+    def _set_demand(self, key: str, namespace: str, agent: str | None, pod: Pod) -> None:
+        with self.lock:
+            self._gpu_demand.pop(key, None)
+            if agent is None:
+                return
+            try:
+                gpus = pod_resource_request(pod, GPU_RESOURCE)
+            except ValueError:
+                return  # a bad quantity only loses a hint; the pod itself is rejected when scored
+            if gpus > 0:
+                self._gpu_demand[key] = (namespace, agent, gpus)
+
+    def _drop_demand(self, prefix: str) -> None:
+        for key in [k for k in self._gpu_demand if k.startswith(prefix)]:
+            del self._gpu_demand[key]
+
+    def anticipated(self, namespace: str, agent: str) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """Where a GPU agent with no pod placed yet is expected to land: the nodes with the
+        tightest GPU fit for its largest GPU request (from its pending pods or its Deployment or
+        StatefulSet; GPU pods prefer the tightest fit, and `gpu_packing` outweighs communication),
+        one pod's worth split over tied nodes. Empty when the agent has pods placed, requests no
+        GPU, or no node fits it."""
+        none = (np.empty(0, np.intp), np.empty(0))
+        with self.lock:
+            if self._agent_nodes.get((namespace, agent)):
+                return none
+            pending = self._gpu_demand.values()
+            gpus = max((g for ns, a, g in pending if ns == namespace and a == agent), default=0.0)
+            if gpus <= 0:
+                return none
+            free = self.gpu_alloc - self.gpu_used
+            fits = np.flatnonzero((free >= gpus) & (self.gpu_alloc > 0))
+            if fits.size == 0:
+                return none
+            tightest = fits[free[fits] == free[fits].min()]
+            return tightest.astype(np.intp), np.full(tightest.size, 1.0 / tightest.size)
+
     def assume(self, key: str, node: str, now: float, ttl_seconds: float) -> bool:
         """Place a scored pod on the node kube-scheduler chose, before the binding is written:
         the next pod is scored with it in place. False when the extender never scored the pod
         (it restarted in between) or the watch already delivered it bound."""
         with self.lock:
             self._expire(now)
+            self._gpu_demand.pop(f"pod/{key}", None)
             pod = self._in_flight.pop(key, None)
             if pod is None or key in self._pods:
                 return False
@@ -635,4 +714,5 @@ class ClusterState:
                 "agentprofiles": len(self._profiles),
                 "pods_in_flight": len(self._in_flight),
                 "pods_assumed": len(self._assumed),
+                "gpu_demand_not_placed": len(self._gpu_demand),
             }

@@ -111,3 +111,27 @@ def test_pods_schedule_without_the_extender_and_it_serves_again_after_restart(ap
     finally:
         subprocess.run([script, "extender", "start"], check=False, capture_output=True, timeout=120)
         delete_namespace(api, ns)
+
+
+def test_peers_head_for_the_zone_a_gpu_deployment_will_land_in(api: client.ApiClient) -> None:
+    """The research team in one burst, its GPU executor's Deployment created first but never
+    scheduled (schedulerName: nobody): the researchers, whose chattiest peer is the executor,
+    go to the zone of the GPU node the executor would take (the tightest fit), not beside the
+    planner wherever it landed, and not onto a GPU node."""
+    core = client.CoreV1Api(api)
+    ns = "agents-burst"
+    team = example_team(ns, copy_of="agents-research")
+    executor = next(w for w in team.workloads if w["metadata"]["name"] == "executor")
+    executor["spec"]["template"]["spec"]["schedulerName"] = "nobody"
+    team.workloads.remove(executor)
+    team.workloads.insert(0, executor)
+    try:
+        deploy_team(api, team)
+        placed = wait_bound(core, ns, team.replicas - 1)
+        gpus = gpu_nodes(api)
+        tightest = min(gpus, key=lambda n: (gpus[n], n))  # nothing else uses GPUs in the tests
+        zones = zone_of(api)
+        assert {zones[n] for n in placed["researcher"]} == {zones[tightest]}, placed
+        assert not set(placed["researcher"]) & set(gpus), placed
+    finally:
+        delete_namespace(api, ns)
