@@ -215,6 +215,22 @@ _node = msgspec.json.Decoder(Node)
 _pod = msgspec.json.Decoder(Pod)
 
 
+PodEvent = Callable[[str, msgspec.Raw], None]
+
+
+def pod_events(delete: Callable[[str], None], upsert: Callable[[Pod], None]) -> PodEvent:
+    """A pod watch event applied to one of the cache's pod indexes (bound or pending)."""
+
+    def apply(kind: str, raw: msgspec.Raw) -> None:
+        pod = _pod.decode(raw)
+        if kind == "DELETED":
+            delete(pod.key)
+        else:
+            upsert(pod)
+
+    return apply
+
+
 def pending_pods(state: ClusterState, core: client.CoreV1Api) -> Resource:
     """Unbound pods, for the GPU agents among them (ClusterState.anticipated). A pod leaves the
     selector when it is bound and arrives as DELETED."""
@@ -224,17 +240,12 @@ def pending_pods(state: ClusterState, core: client.CoreV1Api) -> Resource:
             field_selector="spec.nodeName=,status.phase!=Succeeded,status.phase!=Failed", **kwargs
         )
 
-    def pending_event(kind: str, raw: msgspec.Raw) -> None:
-        pod = _pod.decode(raw)
-        if kind == "DELETED":
-            state.delete_pending_pod(pod.key)
-        else:
-            state.upsert_pending_pod(pod)
-
     def relist(raws: list[msgspec.Raw]) -> None:
         state.replace_pending_pods(map(_pod.decode, raws))
 
-    return Resource("pending-pods", list_pending, relist, pending_event)
+    return Resource(
+        "pending-pods", list_pending, relist, pod_events(state.delete_pending_pod, state.upsert_pending_pod)
+    )
 
 
 _workload = msgspec.json.Decoder(Workload)
@@ -273,13 +284,6 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
             state.delete_node(node.metadata.name)
         else:
             state.upsert_node(node)
-
-    def pod_event(kind: str, raw: msgspec.Raw) -> None:
-        pod = _pod.decode(raw)
-        if kind == "DELETED":
-            state.delete_pod(pod.key)
-        else:
-            state.upsert_pod(pod)
 
     def graph_of(raw: msgspec.Raw) -> Any:
         obj = msgspec.json.decode(raw)
@@ -334,7 +338,12 @@ def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:
         Resource(
             "nodes", core.list_node, lambda raws: state.replace_nodes(map(_node.decode, raws)), node_event
         ),
-        Resource("pods", list_pods, lambda raws: state.replace_pods(map(_pod.decode, raws)), pod_event),
+        Resource(
+            "pods",
+            list_pods,
+            lambda raws: state.replace_pods(map(_pod.decode, raws)),
+            pod_events(state.delete_pod, state.upsert_pod),
+        ),
         pending_pods(state, core),
         workloads(state, api, "Deployment"),
         workloads(state, api, "StatefulSet"),

@@ -57,6 +57,11 @@ def extender(kubeconfig: Path) -> Iterator[str]:
         yield url
 
 
+def create_orchestrator_docs_graph(custom: client.CustomObjectsApi, namespace: str) -> None:
+    graph = k.graph("team", namespace, [{"from": "orchestrator", "to": "docs"}])
+    custom.create_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentgraphs", graph)
+
+
 def node_names(api: client.ApiClient) -> list[str]:
     return [n.metadata.name for n in client.CoreV1Api(api).list_node().items]
 
@@ -72,13 +77,7 @@ def test_scores_follow_pods_graphs_and_nodes(api: client.ApiClient, namespace: s
     names = node_names(api)
     peer_node = names[0]
     core.create_namespaced_pod(namespace, api_pod("orchestrator-0", namespace, peer_node, "orchestrator"))
-    custom.create_namespaced_custom_object(
-        "kinship.dev",
-        "v1alpha1",
-        namespace,
-        "agentgraphs",
-        k.graph("team", namespace, [{"from": "orchestrator", "to": "docs"}]),
-    )
+    create_orchestrator_docs_graph(custom, namespace)
     docs = k.pod("docs-0", namespace, agent_label="docs")
 
     # the watch delivers the pod and the graph: the orchestrator's node scores 10
@@ -248,13 +247,7 @@ def test_bind_writes_the_binding_and_places_the_pod_at_once(
 ) -> None:
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     names = node_names(api)
-    custom.create_namespaced_custom_object(
-        "kinship.dev",
-        "v1alpha1",
-        namespace,
-        "agentgraphs",
-        k.graph("team", namespace, [{"from": "orchestrator", "to": "docs"}]),
-    )
+    create_orchestrator_docs_graph(custom, namespace)
     orchestrator = unscheduled_pod(core, namespace, "orchestrator-0", "orchestrator")
     docs = k.pod("docs-0", namespace, agent_label="docs")
     # the graph is cached once a bound orchestrator pulls docs to its node; then it goes away
