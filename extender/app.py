@@ -123,7 +123,8 @@ class Extender:
         # Only a cluster-mode extender learns of bindings (and only waiting prunes the entries):
         # offline, skip it. Pods without an agent are noted too: a bind call places them at once.
         if self.state.watched:
-            deadline = time.monotonic() + self.config.in_flight_ttl_seconds
+            now = time.monotonic()
+            deadline = now + self.config.in_flight_ttl_seconds
             self.state.note_in_flight(
                 pod.key,
                 InFlight(
@@ -135,6 +136,7 @@ class Extender:
                     ctx.memory_request_bytes,
                     deadline,
                 ),
+                now,
             )
 
     async def bind(self, read: Callable[[], Awaitable[bytes]]) -> tuple[int, bytes]:
@@ -159,12 +161,15 @@ class Extender:
             assumed = self.state.assume(args.key, args.node, now, self.config.assumed_ttl_seconds)
         try:
             await self.binder.bind(args.namespace, args.name, args.uid, args.node)
-        except BindError as exc:
+        except Exception as exc:  # credentials refresh (exec plugin, token file) fails its own ways
             if assumed:
                 self.state.forget_assumed(args.key)
             self.metrics.bind_failures.inc()
-            log.warning("%s", exc)
-            return self._bind_reply(start, 200, wire.encode_binding_result(str(exc)))
+            message = (
+                str(exc) if isinstance(exc, BindError) else f"binding {args.namespace}/{args.name}: {exc!r}"
+            )
+            log.warning("%s", message)
+            return self._bind_reply(start, 200, wire.encode_binding_result(message))
         return self._bind_reply(start, 200, wire.encode_binding_result())
 
     def _bind_reply(self, start: float, code: int, content: bytes) -> tuple[int, bytes]:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from kubernetes.client.rest import is_socks_proxy_url, should_bypass_proxies
 
 # Below kube-scheduler's extender httpTimeout (5 s in the shipped config): answering with an error
 # leaves it time to fall back to its own binder (`ignorable: true`) instead of timing out.
@@ -51,6 +52,13 @@ class Binder:
         self._ssl = ssl_context(configuration) if self._host.startswith("https") else None
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
+        # The proxy as the kubernetes client's RESTClientObject chooses it: none when no_proxy
+        # matches the API server, so bindings go where the watches go.
+        self._proxy = configuration.proxy
+        if self._proxy and should_bypass_proxies(configuration.host, configuration.no_proxy or ""):
+            self._proxy = None
+        if self._proxy and is_socks_proxy_url(self._proxy):
+            raise ValueError(f"bindings cannot go through a SOCKS proxy ({self._proxy}); remove bindVerb")
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use: a session belongs to the event loop that serves the requests.
@@ -84,7 +92,8 @@ class Binder:
                 self._host + path,
                 data=json.dumps(body),
                 headers=self._headers(),
-                proxy=self._configuration.proxy or None,
+                proxy=self._proxy or None,
+                proxy_headers=self._configuration.proxy_headers if self._proxy else None,
                 server_hostname=self._configuration.tls_server_name or None,
             ) as response:
                 if response.status >= 300:

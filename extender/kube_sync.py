@@ -87,6 +87,9 @@ class Resource:
     replace: Callable[[list[msgspec.Raw]], None]
     apply: Callable[[str, msgspec.Raw], None]
     optional: bool = False  # a missing CRD means "none yet", not an error
+    # Only a hint for scoring (GPU demand not placed yet): without RBAC for it (403), run without
+    # it rather than stay unready and leave every pod to kube-scheduler alone.
+    hint: bool = False
 
 
 class Reflector(threading.Thread):
@@ -119,8 +122,11 @@ class Reflector(threading.Thread):
                 log.info("%s: resourceVersion expired (410 Gone), relisting", self.resource.name)
                 continue
             except ApiException as exc:
-                if exc.status == 404 and self.resource.optional:
-                    log.warning("%s: CRD not installed; treating as empty until it is", self.resource.name)
+                if (exc.status == 404 and self.resource.optional) or (
+                    exc.status == 403 and self.resource.hint
+                ):
+                    why = "forbidden (RBAC)" if exc.status == 403 else "CRD not installed"
+                    log.warning("%s: %s; treating as empty until it is not", self.resource.name, why)
                     self.resource.replace([])
                     self.state.mark_synced(self.resource.name)
                     backoff = MAX_BACKOFF_SECONDS
@@ -243,9 +249,8 @@ def pending_pods(state: ClusterState, core: client.CoreV1Api) -> Resource:
     def relist(raws: list[msgspec.Raw]) -> None:
         state.replace_pending_pods(map(_pod.decode, raws))
 
-    return Resource(
-        "pending-pods", list_pending, relist, pod_events(state.delete_pending_pod, state.upsert_pending_pod)
-    )
+    apply = pod_events(state.delete_pending_pod, state.upsert_pending_pod)
+    return Resource("pending-pods", list_pending, relist, apply, hint=True)
 
 
 _workload = msgspec.json.Decoder(Workload)
@@ -271,7 +276,7 @@ def workloads(state: ClusterState, api: client.ApiClient, kind: str) -> Resource
     def relist(raws: list[msgspec.Raw]) -> None:
         state.replace_workloads(kind, map(_workload.decode, raws))
 
-    return Resource(kind.lower() + "s", call, relist, event)
+    return Resource(kind.lower() + "s", call, relist, event, hint=True)
 
 
 def resources(state: ClusterState, api: client.ApiClient) -> list[Resource]:

@@ -37,6 +37,9 @@ from kinship.profile import AgentProfile
 log = logging.getLogger("kinship.extender.state")
 AgentKey = tuple[str, str]  # (namespace, agent)
 NO_ZONE = -1
+_NOWHERE = (np.empty(0, np.intp), np.empty(0))  # no slots, no counts: shared, never written
+for _array in _NOWHERE:
+    _array.flags.writeable = False
 
 
 def node_fit_allocatable(node: Node) -> tuple[float, float]:
@@ -219,6 +222,8 @@ class ClusterState:
         # tightest GPU fit) before it is scheduled, even before its pods exist, and its chatty
         # peers, often scheduled first, should head for that zone rather than away from it.
         self._gpu_demand: dict[str, tuple[str, str, float]] = {}
+        # The same by agent, so that scoring asks one dict lookup per neighbour, not a scan.
+        self._gpu_demand_of: dict[AgentKey, dict[str, float]] = {}
         # Pods placed by the extender's own bind verb before the watch confirms them: key ->
         # monotonic deadline. Indexed like bound pods (kube-scheduler's "assumed" pods), so the
         # next pod is scored with them in place; the watch's bound pod replaces the entry, a
@@ -418,12 +423,13 @@ class ClusterState:
             self._forget_pod(key)
 
     # ---- pods being scheduled --------------------------------------------------------------
-    def note_in_flight(self, key: str, pod: InFlight) -> None:
+    def note_in_flight(self, key: str, pod: InFlight, now: float) -> None:
         """Remember a pod the extender just scored, until it is bound (by the extender's bind
-        verb or seen through the watch) or its deadline passes. The first note wins: filter and
-        prioritize both note the same pod."""
+        verb or seen through the watch) or its deadline passes. A later note (prioritize after
+        filter, a retry after a failed cycle) moves the deadline on."""
         with self.lock:
-            if key not in self._pods and key not in self._in_flight:
+            self._expire(now)
+            if key not in self._pods:
                 self._in_flight[key] = pod
 
     def in_flight(self, namespace: str, agents: frozenset[str], exclude: str, now: float) -> bool:
@@ -443,7 +449,7 @@ class ClusterState:
 
     def delete_pending_pod(self, key: str) -> None:
         with self.lock:
-            self._gpu_demand.pop(f"pod/{key}", None)
+            self._pop_demand(f"pod/{key}")
 
     def replace_pending_pods(self, pods: Iterable[Pod]) -> None:
         pods = list(pods)
@@ -460,7 +466,7 @@ class ClusterState:
 
     def delete_workload(self, kind: str, namespace: str, name: str) -> None:
         with self.lock:
-            self._gpu_demand.pop(f"{kind}/{namespace}/{name}", None)
+            self._pop_demand(f"{kind}/{namespace}/{name}")
 
     def replace_workloads(self, kind: str, workloads: Iterable[Workload]) -> None:
         workloads = list(workloads)
@@ -471,7 +477,7 @@ class ClusterState:
 
     def _set_demand(self, key: str, namespace: str, agent: str | None, pod: Pod) -> None:
         with self.lock:
-            self._gpu_demand.pop(key, None)
+            self._pop_demand(key)
             if agent is None:
                 return
             try:
@@ -480,10 +486,21 @@ class ClusterState:
                 return  # a bad quantity only loses a hint; the pod itself is rejected when scored
             if gpus > 0:
                 self._gpu_demand[key] = (namespace, agent, gpus)
+                self._gpu_demand_of.setdefault((namespace, agent), {})[key] = gpus
 
     def _drop_demand(self, prefix: str) -> None:
         for key in [k for k in self._gpu_demand if k.startswith(prefix)]:
-            del self._gpu_demand[key]
+            self._pop_demand(key)
+
+    def _pop_demand(self, key: str) -> None:
+        entry = self._gpu_demand.pop(key, None)
+        if entry is None:
+            return
+        namespace, agent, _ = entry
+        of_agent = self._gpu_demand_of[(namespace, agent)]
+        del of_agent[key]
+        if not of_agent:
+            del self._gpu_demand_of[(namespace, agent)]
 
     def anticipated(self, namespace: str, agent: str) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Where a GPU agent with no pod placed yet is expected to land: the nodes with the
@@ -491,14 +508,14 @@ class ClusterState:
         StatefulSet; GPU pods prefer the tightest fit, and `gpu_packing` outweighs communication),
         one pod's worth split over tied nodes. Empty when the agent has pods placed, requests no
         GPU, or no node fits it."""
-        none = (np.empty(0, np.intp), np.empty(0))
+        none = _NOWHERE
         with self.lock:
             if self._agent_nodes.get((namespace, agent)):
                 return none
-            pending = self._gpu_demand.values()
-            gpus = max((g for ns, a, g in pending if ns == namespace and a == agent), default=0.0)
-            if gpus <= 0:
+            demand = self._gpu_demand_of.get((namespace, agent))
+            if not demand:
                 return none
+            gpus = max(demand.values())
             free = self.gpu_alloc - self.gpu_used
             fits = np.flatnonzero((free >= gpus) & (self.gpu_alloc > 0))
             if fits.size == 0:
@@ -512,7 +529,7 @@ class ClusterState:
         (it restarted in between) or the watch already delivered it bound."""
         with self.lock:
             self._expire(now)
-            self._gpu_demand.pop(f"pod/{key}", None)
+            self._pop_demand(f"pod/{key}")
             pod = self._in_flight.pop(key, None)
             if pod is None or key in self._pods:
                 return False

@@ -114,10 +114,14 @@ def _cluster_state(kubeconfig: Path | None, cfg: ExtenderConfig) -> tuple[Any, A
     from extender.state import ClusterState
 
     api = api_client(kubeconfig)
+    try:
+        binder = Binder(api.configuration, cfg.bind_connections)
+    except ValueError as exc:
+        raise InputError(str(kubeconfig or "kubeconfig"), [str(exc)]) from None
     state = ClusterState(observed_fraction=cfg.observed_fraction, profile_policy=cfg.profiles)
     kube_sync.start(state, api)
-    log.info("cluster mode: watching nodes, pods, agentgraphs, agentprofiles")
-    return state, Binder(api.configuration, cfg.bind_connections)
+    log.info("cluster mode: watching nodes, pods, workloads, agentgraphs, agentprofiles")
+    return state, binder
 
 
 @app.command()

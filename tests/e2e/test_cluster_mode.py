@@ -284,3 +284,48 @@ def test_bind_writes_the_binding_and_places_the_pod_at_once(
     )
     metrics = httpx.get(f"{extender}/metrics", timeout=10).text
     assert "kinship_extender_bind_failures_total 3.0" in metrics
+
+
+def test_a_hint_watch_the_extender_may_not_read_does_not_block_readiness(
+    api: client.ApiClient, namespace: str
+) -> None:
+    """Deployments only feed a scoring hint: a service account without RBAC for them (an upgrade
+    that kept the old ClusterRole) gets 403 from the real API server, and the extender runs
+    without the hint instead of staying unready."""
+    from kubernetes import client as k8s
+
+    from extender import kube_sync
+    from extender.state import ClusterState
+
+    core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    name = f"kinship-limited-{namespace}"
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "limited"}})
+    rules = [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]}]
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+    subject = {"kind": "ServiceAccount", "name": "limited", "namespace": namespace}
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+    rbac.create_cluster_role_binding({"metadata": {"name": name}, "subjects": [subject], "roleRef": role_ref})
+    try:
+        token = core.create_namespaced_service_account_token("limited", namespace, {"spec": {}}).status.token
+        configuration = k8s.Configuration()
+        configuration.host = api.configuration.host
+        configuration.ssl_ca_cert = api.configuration.ssl_ca_cert
+        configuration.api_key = {"authorization": f"Bearer {token}"}
+        limited = k8s.ApiClient(configuration)
+        state = ClusterState()
+        wanted = {"pods", "deployments"}
+        reflectors = []
+        for resource in kube_sync.resources(state, limited):
+            if resource.name in wanted:
+                state.expect(resource.name)
+                reflectors.append(kube_sync.Reflector(resource, state))
+        for reflector in reflectors:
+            reflector.start()
+        try:
+            eventually(lambda: state.ready)
+        finally:
+            for reflector in reflectors:
+                reflector.stop()
+    finally:
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)

@@ -26,7 +26,7 @@ def scored(state: ClusterState, obj, deadline: float = 100.0) -> Pod:
     """Note a pod as filter/prioritize do."""
     pod = as_pod(obj)
     state.note_in_flight(
-        pod.key, InFlight(pod.namespace, pod.metadata.name, pod.agent, 1.0, 250.0, 2**30, deadline)
+        pod.key, InFlight(pod.namespace, pod.metadata.name, pod.agent, 1.0, 250.0, 2**30, deadline), now=0.0
     )
     return pod
 
@@ -146,3 +146,15 @@ def test_verbs_answer_only_post_and_other_paths_reach_the_app(state: ClusterStat
     r = client.post("/filter", content=b"{")
     assert r.status_code == 400 and r.headers["content-type"] == "application/json"
     assert int(r.headers["content-length"]) == len(r.content)
+
+
+def test_a_later_note_moves_the_deadline_on(state: ClusterState) -> None:
+    """A pod filtered at t=0 whose cycle failed is scored again at 2.9 s and bound at 3.05 s: it
+    is still in flight, so the bind call places it."""
+    obj = k.pod("executor-9", "research", agent_label="executor", gpus=1)
+    scored(state, obj, deadline=3.0)
+    pod = as_pod(obj)
+    state.note_in_flight(
+        pod.key, InFlight("research", "executor-9", "executor", 1.0, 250.0, 2**30, 5.9), now=2.9
+    )
+    assert state.assume(pod.key, "gpu-b1", now=3.05, ttl_seconds=TTL)

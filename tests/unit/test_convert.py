@@ -76,14 +76,20 @@ def test_azure_llm_buckets_kv_cache_demand_per_minute() -> None:
 
 def test_prometheus_matrix_becomes_agent_container_series_with_the_busiest_replica() -> None:
     cpu = [
-        {"metric": {"namespace": "ops", "pod": "planner-7d9f8b6c4d-abcde", "container": "main"},
-         "values": [[1700000000, "120.5"], [1700000060, "130"]]},
-        {"metric": {"namespace": "ops", "pod": "planner-7d9f8b6c4d-fghij", "container": "main"},
-         "values": [[1700000000, "300"], [1700000060, "NaN"]]},
+        {
+            "metric": {"namespace": "ops", "pod": "planner-7d9f8b6c4d-abcde", "container": "main"},
+            "values": [[1700000000, "120.5"], [1700000060, "130"]],
+        },
+        {
+            "metric": {"namespace": "ops", "pod": "planner-7d9f8b6c4d-fghij", "container": "main"},
+            "values": [[1700000000, "300"], [1700000060, "NaN"]],
+        },
     ]
     memory = [
-        {"metric": {"namespace": "ops", "pod": "planner-7d9f8b6c4d-abcde", "container": "main"},
-         "values": [[1700000000, "1048576"]]},
+        {
+            "metric": {"namespace": "ops", "pod": "planner-7d9f8b6c4d-abcde", "container": "main"},
+            "values": [[1700000000, "1048576"]],
+        },
     ]
     samples = samples_from_matrices({"cpu": cpu, "memory": memory})
     assert [(s.timestamp_seconds, s.series, s.cpu_millicores, s.memory_bytes) for s in samples] == [
@@ -100,7 +106,9 @@ def test_prometheus_queries_name_the_configured_metrics() -> None:
         '1000 * sum by (namespace, pod, container) (rate(cpu_total{namespace="ops", container!="", '
         'container!="POD"}[2m]))'
     )
-    assert queries["memory"].startswith("sum by (namespace, pod, container) (container_memory_working_set_bytes{")
+    assert queries["memory"].startswith(
+        "sum by (namespace, pod, container) (container_memory_working_set_bytes{"
+    )
 
 
 def test_prometheus_source_problems_name_each_field_outside_prometheus_syntax() -> None:
@@ -108,4 +116,7 @@ def test_prometheus_source_problems_name_each_field_outside_prometheus_syntax() 
     assert PrometheusSource(cpu_metric="ns:cpu_usage:rate5m", rate_window="1h30m").problems() == {}
     bad = PrometheusSource(cpu_metric="", memory_metric="bytes or vector(1)", rate_window="-5m").problems()
     assert set(bad) == {"cpu_metric", "memory_metric", "rate_window"}
-    assert bad["memory_metric"] == "not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*): 'bytes or vector(1)'"
+    assert (
+        bad["memory_metric"]
+        == "not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*): 'bytes or vector(1)'"
+    )

@@ -32,7 +32,9 @@ def _seconds(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def _recompute(usage: Path, recommendations: Path, column: str, horizon_seconds: float) -> dict[str, dict[str, float]]:
+def _recompute(
+    usage: Path, recommendations: Path, column: str, horizon_seconds: float
+) -> dict[str, dict[str, float]]:
     """Slack, violation rate, worst overrun from the two CSV files alone (an independent reading)."""
     recs: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     with recommendations.open() as handle:
@@ -58,7 +60,10 @@ def _recompute(usage: Path, recommendations: Path, column: str, horizon_seconds:
             acc[3] += 1
             if used > request:
                 acc[4] = max(acc[4], (used - request) / request)
-    return {m: {"slack": a[0] / a[1], "violation_rate": a[2] / a[3], "worst_overrun": a[4]} for m, a in sums.items()}
+    return {
+        m: {"slack": a[0] / a[1], "violation_rate": a[2] / a[3], "worst_overrun": a[4]}
+        for m, a in sums.items()
+    }
 
 
 @pytest.mark.parametrize("resource,column", [("memory", "memory_bytes"), ("cpu", "cpu_millicores")])
@@ -70,8 +75,22 @@ def test_evaluate_json_matches_a_recomputation_from_the_recommendations_file(
     manifest = need(DATA / "manifests" / "online-boutique.yaml")
     result = runner.invoke(
         app,
-        ["predict", "evaluate", "--usage", str(usage_csv), "--resource", resource, *FAST, "--json",
-         "--recommendations", str(recs), "--plot", str(plot), "--declared", str(manifest)],
+        [
+            "predict",
+            "evaluate",
+            "--usage",
+            str(usage_csv),
+            "--resource",
+            resource,
+            *FAST,
+            "--json",
+            "--recommendations",
+            str(recs),
+            "--plot",
+            str(plot),
+            "--declared",
+            str(manifest),
+        ],
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
@@ -92,7 +111,9 @@ def test_evaluate_json_matches_a_recomputation_from_the_recommendations_file(
 
 
 def test_evaluate_table_output_and_bad_usage_exit_2(usage_csv: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", *FAST])
+    result = runner.invoke(
+        app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", *FAST]
+    )
     assert result.exit_code == 0, result.output
     assert "kinship" in result.stdout and "vpa" in result.stdout and "violation rate" in result.stdout
     bad = tmp_path / "bad.csv"
@@ -100,15 +121,27 @@ def test_evaluate_table_output_and_bad_usage_exit_2(usage_csv: Path, tmp_path: P
     result = runner.invoke(app, ["predict", "evaluate", "--usage", str(bad), "--resource", "cpu"])
     assert result.exit_code == 2
     assert f"{bad}: line 2: cpu_millicores: not a number (got 'x')" in result.stderr
-    result = runner.invoke(app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "cpu",
-                                 "--horizon", "soon"])
+    result = runner.invoke(
+        app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "cpu", "--horizon", "soon"]
+    )
     assert result.exit_code == 2 and "--horizon: not a duration" in result.stderr
 
 
 def test_convert_writes_the_usage_table_and_names_a_missing_input(tmp_path: Path) -> None:
     out = tmp_path / "ob.csv"
-    result = runner.invoke(app, ["predict", "convert", "--from", "onlineboutique", "--input",
-                                 str(need(DATA / "usage" / "onlineboutique_pod_metrics.tar.gz")), "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "convert",
+            "--from",
+            "onlineboutique",
+            "--input",
+            str(need(DATA / "usage" / "onlineboutique_pod_metrics.tar.gz")),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 12090 samples of 10 series" in result.stdout
     assert out.read_text().startswith("timestamp,series,cpu_millicores,memory_bytes\n")
@@ -119,17 +152,35 @@ def test_convert_writes_the_usage_table_and_names_a_missing_input(tmp_path: Path
 def convert_prometheus(tmp_path: Path, *options: str):
     # nothing listens on port 9 (discard): a query sent before the options were checked would
     # fail with a connection error, not exit 2 naming the option
-    return runner.invoke(app, ["predict", "convert", "--from", "prometheus", "--url", "http://127.0.0.1:9",
-                               "--out", str(tmp_path / "u.csv"), *options])
+    return runner.invoke(
+        app,
+        [
+            "predict",
+            "convert",
+            "--from",
+            "prometheus",
+            "--url",
+            "http://127.0.0.1:9",
+            "--out",
+            str(tmp_path / "u.csv"),
+            *options,
+        ],
+    )
 
 
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (["--cpu-metric", "cpu-seconds"], "--cpu-metric: not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*): 'cpu-seconds'"),
+        (
+            ["--cpu-metric", "cpu-seconds"],
+            "--cpu-metric: not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*): 'cpu-seconds'",
+        ),
         (["--memory-metric", 'mem{job="x"}'], "--memory-metric: not a Prometheus metric name"),
         (["--memory-metric", "9lives"], "--memory-metric: not a Prometheus metric name"),
-        (["--rate-window", "5 minutes"], "--rate-window: not a Prometheus duration above zero (e.g. 5m, 90s, 1h30m): '5 minutes'"),
+        (
+            ["--rate-window", "5 minutes"],
+            "--rate-window: not a Prometheus duration above zero (e.g. 5m, 90s, 1h30m): '5 minutes'",
+        ),
         (["--rate-window", "0m"], "--rate-window: not a Prometheus duration above zero"),
         (["--rate-window", "30m1h"], "--rate-window: not a Prometheus duration above zero"),
     ],
@@ -145,7 +196,9 @@ def test_convert_from_prometheus_rejects_a_bad_option_naming_it_before_any_query
 
 
 def test_convert_from_prometheus_reports_every_bad_option_at_once(tmp_path: Path) -> None:
-    result = convert_prometheus(tmp_path, "--cpu-metric", "a.b", "--memory-metric", "ok_name", "--rate-window", "5")
+    result = convert_prometheus(
+        tmp_path, "--cpu-metric", "a.b", "--memory-metric", "ok_name", "--rate-window", "5"
+    )
     assert result.exit_code == 2, result.output
     assert "error: options: 2 problems:" in result.stderr
     assert "  - --cpu-metric: not a Prometheus metric name" in result.stderr
@@ -155,8 +208,20 @@ def test_convert_from_prometheus_reports_every_bad_option_at_once(tmp_path: Path
 
 def test_train_writes_loadable_profiles_and_reuses_its_saved_model(usage_csv: Path, tmp_path: Path) -> None:
     out, model = tmp_path / "profiles.yaml", tmp_path / "model.pkl"
-    args = ["predict", "train", "--usage", str(usage_csv), "--namespace", "boutique", "--out", str(out),
-            "--model", str(model), "--window", "1h"]
+    args = [
+        "predict",
+        "train",
+        "--usage",
+        str(usage_csv),
+        "--namespace",
+        "boutique",
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--window",
+        "1h",
+    ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "no saved model" in first.stderr and model.exists()
