@@ -3,15 +3,18 @@ through the API: the controller manager makes the pods, the kinship scheduler bi
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 from collections.abc import Iterator
 
+import httpx2 as httpx
 import pytest
 from kubernetes import client
 
 from kinship.demo import delete_namespace, wait_bound
-from tests.e2e.teams import TEAMS, deploy_team, example_team, extender_calls
+from tests import objects as k
+from tests.e2e.teams import TEAMS, cluster_env, deploy_team, example_team, extender_calls
 from tests.serving import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -114,24 +117,35 @@ def test_pods_schedule_without_the_extender_and_it_serves_again_after_restart(ap
 
 
 def test_peers_head_for_the_zone_a_gpu_deployment_will_land_in(api: client.ApiClient) -> None:
-    """The research team in one burst, its GPU executor's Deployment created first but never
-    scheduled (schedulerName: nobody): the researchers, whose chattiest peer is the executor,
-    go to the zone of the GPU node the executor would take (the tightest fit), not beside the
-    planner wherever it landed, and not onto a GPU node."""
-    core = client.CoreV1Api(api)
+    """The research team's GPU executor exists only as a paused Deployment (no pod of it exists
+    yet): the cluster's extender, through its Deployment watch, scores a
+    researcher (whose chattiest peer is the executor) toward the zone of the GPU node the executor
+    would take, the tightest fit, and keeps it off the GPU nodes. Scores, not a placement: which
+    node kube-scheduler then picks also depends on its own plugins and on other tests' pods."""
     ns = "agents-burst"
     team = example_team(ns, copy_of="agents-research")
     executor = next(w for w in team.workloads if w["metadata"]["name"] == "executor")
+    executor["spec"]["paused"] = True  # created paused: no ReplicaSet, no pod, only the Deployment
     executor["spec"]["template"]["spec"]["schedulerName"] = "nobody"
-    team.workloads.remove(executor)
-    team.workloads.insert(0, executor)
+    team = dataclasses.replace(team, workloads=[executor])
+    url = cluster_env()["KINSHIP_EXTENDER_URL"]
+    gpus = gpu_nodes(api)
+    zones = zone_of(api)
+    names = sorted(zones)
+    researcher = k.pod("researcher-0", ns, agent_label="researcher")
     try:
         deploy_team(api, team)
-        placed = wait_bound(core, ns, team.replicas - 1)
-        gpus = gpu_nodes(api)
-        tightest = min(gpus, key=lambda n: (gpus[n], n))  # nothing else uses GPUs in the tests
-        zones = zone_of(api)
-        assert {zones[n] for n in placed["researcher"]} == {zones[tightest]}, placed
-        assert not set(placed["researcher"]) & set(gpus), placed
+        tightest = min(gpus, key=lambda n: (gpus[n], n))  # no other GPU pod is bound in the tests
+
+        def preferred() -> set[str]:
+            r = httpx.post(f"{url}/prioritize", json={"Pod": researcher, "Nodes": None, "NodeNames": names})
+            got = {hp["Host"]: hp["Score"] for hp in r.json()}
+            best = max(got.values())
+            return {n for n, score in got.items() if score == best}
+
+        deadline = time.monotonic() + 20
+        while (best := preferred()) != {n for n in names if zones[n] == zones[tightest] and n not in gpus}:
+            assert time.monotonic() < deadline, f"best nodes {sorted(best)}; tightest GPU fit {tightest}"
+            time.sleep(0.2)
     finally:
         delete_namespace(api, ns)
