@@ -43,6 +43,7 @@ def curve(
     min_factor: float,
     max_factor: float,
     guard_fraction: float = 0.0,
+    ceiling: FloatArray | None = None,
     max_violation_fraction: float = 0.5,
 ) -> Curve:
     """Every option worth considering for one series.
@@ -56,6 +57,8 @@ def curve(
     unused sum): a series' own option must clear what it saw by that much. Otherwise a flat
     series is "covered" by a request exactly at its level, and the next window's prediction,
     a hair lower, puts every sample of the hour above the request.
+
+    `ceiling` (n windows, optional) caps factor x prediction before the floor applies.
     """
     measured = ~np.isnan(samples)
     total = int(measured.sum())
@@ -74,7 +77,10 @@ def curve(
         ranked = np.sort(ratio[above])[::-1]
         factors = ranked[counts[counts < len(ranked)]]
         factors = np.unique(np.clip(np.append(factors, [min_factor, max_factor]), min_factor, max_factor))
-        request = np.maximum(factors[:, None] * predicted[None, :], floor[None, :])  # (f, n)
+        scaled = factors[:, None] * predicted[None, :]
+        if ceiling is not None:
+            scaled = np.minimum(scaled, ceiling[None, :])
+        request = np.maximum(scaled, floor[None, :])  # (f, n)
         over = (judged[None, :, :] > request[:, :, None]) & measured[None, :, :]
         gap = np.where(measured[None, :, :], np.maximum(request[:, :, None] - samples[None, :, :], 0.0), 0.0)
         floor_out.append(np.full(len(factors), index, dtype=np.int64))

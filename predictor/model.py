@@ -155,7 +155,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             self.floor_: tuple[int | None, float] = (None, 0.0)
             self.peak_coverage_fraction_ = 1.0
             if groups is not None:
-                self._set_groups(group_names[:0], np.zeros(0), np.zeros(0, dtype=np.int64))
+                self._set_groups(group_names[:0], np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0))
             return self
         self.estimator_ = (
             base.fit(X[:split], y[:split])
@@ -194,10 +194,11 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         at = np.minimum(np.searchsorted(self.group_names_, names), len(self.group_names_) - 1)
         known = self.group_names_[at] == names
         out = pooled.copy()
+        ceiling = self.group_ceiling_[at] * self._scale(X)
         for index, candidate in enumerate(self.floor_candidates):
             rows = known & (self.group_floor_[at] == index)
             if rows.any():
-                own = base[rows] * self.group_factor_[at[rows]]
+                own = np.minimum(base[rows] * self.group_factor_[at[rows]], ceiling[rows])
                 out[rows] = np.maximum(own, self._floor(X[rows], candidate))
         return out
 
@@ -211,6 +212,11 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         pooled_floor: int,
     ) -> None:
         """Per-group (floor, factor) on the held-out rows, sharing the violation budget.
+
+        A group's own request is also capped at the largest sample / window scale it showed on
+        these rows (plus the guard): on them the cap never adds a violation, and it keeps an
+        outlier of the pooled base model (a 24x ratio for one flat GenAI pod at one time of day)
+        from becoming a request no history of the series asked for.
 
         Choosing per group on the same samples that then judge the choice is optimistic (a group
         whose held-out hours happened to be calm gets a thin margin). So the allocation is first
@@ -232,9 +238,15 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             pooled_request[older],
             target,
             max(1, self.min_group_windows // 2),
+            scale=self._scale(X[older]),
         )
         request = self._requests(
-            predicted[newer], floors[:, newer], group_of_row[newer], check, pooled_request[newer]
+            predicted[newer],
+            floors[:, newer],
+            self._scale(X[newer]),
+            group_of_row[newer],
+            check,
+            pooled_request[newer],
         )
         measured = ~np.isnan(samples[newer])
         realised = float(np.sum((samples[newer] > request[:, None]) & measured)) / max(int(measured.sum()), 1)
@@ -247,8 +259,9 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             pooled_request,
             target * self.budget_correction_,
             self.min_group_windows,
+            scale=self._scale(X),
         )
-        self._set_groups(names[chosen[0]], chosen[1], chosen[2])
+        self._set_groups(names[chosen[0]], *chosen[1:])
 
     def _allocate(
         self,
@@ -259,20 +272,22 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         pooled_request: FloatArray,
         target: float,
         min_windows: int,
-    ) -> tuple[IntArray, FloatArray, IntArray]:
-        """(groups, factor, floor index) for groups with at least `min_windows` rows here.
+        scale: FloatArray,
+    ) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
+        """(groups, factor, floor index, ceiling ratio) for groups with at least `min_windows` rows.
 
         Groups with fewer keep the pooled choice; their violations under it come off the budget.
         """
         measured = ~np.isnan(samples)
         budget = target * max(int(measured.sum()), 1)
-        own, curves = [], []
+        own, curves, ceilings = [], [], []
         for g in np.unique(group_of_row):
             rows = group_of_row == g
             if rows.sum() < min_windows:
                 budget -= float(np.sum((samples[rows] > pooled_request[rows, None]) & measured[rows]))
                 continue
             own.append(g)
+            ceilings.append(self._ceiling_ratio(samples[rows], scale[rows]))
             curves.append(
                 curve(
                     predicted[rows],
@@ -281,6 +296,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                     self.min_factor,
                     self.max_factor,
                     guard_fraction=self.group_guard_fraction,
+                    ceiling=ceilings[-1] * scale[rows],
                 )
             )
         level = float(np.nansum(samples)) / max(int(measured.sum()), 1)
@@ -289,27 +305,46 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             np.asarray(own, dtype=np.int64),
             np.array([c.factor[i] for c, i in zip(curves, picks, strict=True)], dtype=np.float64),
             np.array([c.floor[i] for c, i in zip(curves, picks, strict=True)], dtype=np.int64),
+            np.asarray(ceilings, dtype=np.float64),
         )
+
+    def _ceiling_ratio(self, samples: FloatArray, scale: FloatArray) -> float:
+        """The largest sample / window scale of these rows, over (1 - guard); inf without a scale."""
+        if self.floor_scale_column is None or not np.any(~np.isnan(samples)):
+            return float(np.inf)
+        return float(np.nanmax(samples / scale[:, None])) / (1.0 - self.group_guard_fraction)
 
     @staticmethod
     def _requests(
         predicted: FloatArray,
         floors: FloatArray,
+        scale: FloatArray,
         group_of_row: IntArray,
-        choice: tuple[IntArray, FloatArray, IntArray],
+        choice: tuple[IntArray, FloatArray, IntArray, FloatArray],
         pooled_request: FloatArray,
     ) -> FloatArray:
         """Requests of rows under a per-group choice (pooled for groups without one)."""
         request = pooled_request.copy()
-        for g, factor, floor in zip(*choice, strict=True):
+        for g, factor, floor, ceiling in zip(*choice, strict=True):
             rows = group_of_row == g
-            request[rows] = np.maximum(predicted[rows] * factor, floors[floor, rows])
+            own = np.minimum(predicted[rows] * factor, ceiling * scale[rows])
+            request[rows] = np.maximum(own, floors[floor, rows])
         return request
 
-    def _set_groups(self, names: np.ndarray, factors: FloatArray, floors: IntArray) -> None:
+    def _scale(self, X: FloatArray) -> FloatArray:
+        """|window scale| per row (1 without a scale column): what floors and ceilings multiply."""
+        if self.floor_scale_column is None:
+            return np.ones(len(X))
+        scale = np.abs(X[:, self.floor_scale_column])
+        return np.where(scale > _TINY_SCALE, scale, _TINY_SCALE)
+
+    def _set_groups(
+        self, names: np.ndarray, factors: FloatArray, floors: IntArray, ceilings: FloatArray
+    ) -> None:
         self.group_names_ = np.asarray(names).astype(str)  # sorted: np.unique made them
         self.group_factor_ = factors
         self.group_floor_ = floors
+        self.group_ceiling_ = ceilings
 
     def _floor(self, X: FloatArray, candidate: tuple[int | None, float]) -> FloatArray:
         """fraction x |scale| x (the candidate's relative column, or 1): e.g. the day's max."""

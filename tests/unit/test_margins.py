@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.dummy import DummyRegressor
 from threadpoolctl import threadpool_limits
 
@@ -116,6 +117,39 @@ def test_a_series_first_hours_are_grouped_apart_from_its_own() -> None:
     early = train["early"].windows.decision_seconds
     assert set(row_groups(train["early"], early, 3600.0)[early >= t0 + 3600.0]) == {"early"}
     assert set(stack(train, np.inf, cfg.horizon_seconds, 10**6).groups) == {"early", "late"}
+
+
+class _Column(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """Predicts its input's second column: a base whose outliers a test can place."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Column:
+        self.fitted_ = True
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X)[:, 1]
+
+
+def test_a_series_own_request_never_exceeds_what_its_held_out_samples_needed() -> None:
+    n = 100
+    X = np.column_stack([np.full(n, 10.0), np.full(n, 10.0)])  # window scale 10, base predicts 10
+    y = np.full(n, 10.0)
+    y[-5] = 12.0  # the largest held-out sample: 1.2 x the window scale
+    groups = np.full(n, "flat")
+    margin = MarginRegressor(
+        _Column(),
+        target_violation_fraction=0.02,
+        calibration_fraction=0.5,
+        min_group_windows=10,
+        group_guard_fraction=0.01,
+        floor_scale_column=0,
+    ).fit(X, y, groups=groups)
+    assert margin.group_ceiling_.tolist() == pytest.approx([1.2 / 0.99])
+    # The base says 240 for a window at scale 10: the series' own request stops at its ceiling;
+    # without a group (the pooled margin) nothing caps the outlier.
+    outlier = np.array([[10.0, 240.0]])
+    assert margin.predict(outlier, groups=["flat"]).tolist() == pytest.approx([12.0 / 0.99])
+    assert margin.predict(outlier)[0] > 200.0
 
 
 def test_a_series_with_too_little_held_out_history_keeps_the_pooled_margin() -> None:
