@@ -165,8 +165,11 @@ def matched(scores: Mapping[str, Scores], reference: str = "vpa") -> Matched | N
     within = [p for p in points if p[0] <= ref.violation_rate]
     best = min(within, key=lambda p: p[1]) if within else None
     interpolated = None
-    below = [p for p in points if p[0] <= ref.violation_rate]
-    above = [p for p in points if p[0] >= ref.violation_rate]
+    # The curve is the lower envelope: a point is on it if no point violating as rarely or more
+    # rarely leaves less slack (targets can tie on the judged rate and differ in slack).
+    frontier = [p for i, p in enumerate(points) if all(q[1] > p[1] for q in points[:i])]
+    below = [p for p in frontier if p[0] <= ref.violation_rate]
+    above = [p for p in frontier if p[0] >= ref.violation_rate]
     if below and above:
         (v0, s0, _), (v1, s1, _) = below[-1], above[0]
         interpolated = s0 if v1 == v0 else s0 + (s1 - s0) * (ref.violation_rate - v0) / (v1 - v0)

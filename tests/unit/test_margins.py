@@ -244,6 +244,10 @@ def test_matched_reads_the_swept_curve_at_the_reference_violation_rate() -> None
     assert (m.best_method, m.best_slack, m.best_violation_rate) == ("kinship@0.01", 0.32, 0.015)
     # Between (0.015, 0.32) and (0.035, 0.2): at 0.02, 0.32 - 0.12 * 0.25 = 0.29.
     assert m.interpolated_slack == pytest.approx(0.29)
+    # Ties on the judged rate: the curve runs through the least slack among them.
+    tied = dict(scores, **{"kinship@0.001": Scores(slack=0.45, violation_rate=0.015, worst_overrun=1.0)})
+    m = matched(tied)
+    assert m is not None and m.best_slack == 0.32 and m.interpolated_slack == pytest.approx(0.29)
     assert matched({"vpa": scores["vpa"], "kinship": scores["kinship"]}) is None
     worse = {"vpa": scores["vpa"], "kinship@0.02": scores["kinship@0.02"]}
     m = matched(worse)
