@@ -58,7 +58,7 @@ def curve(
     series is "covered" by a request exactly at its level, and the next window's prediction,
     a hair lower, puts every sample of the hour above the request.
 
-    `ceiling` (n windows, optional) caps factor x prediction before the floor applies.
+    `ceiling` (n windows, optional) caps the prediction before the factor applies.
     """
     measured = ~np.isnan(samples)
     total = int(measured.sum())
@@ -77,10 +77,8 @@ def curve(
         ranked = np.sort(ratio[above])[::-1]
         factors = ranked[counts[counts < len(ranked)]]
         factors = np.unique(np.clip(np.append(factors, [min_factor, max_factor]), min_factor, max_factor))
-        scaled = factors[:, None] * predicted[None, :]
-        if ceiling is not None:
-            scaled = np.minimum(scaled, ceiling[None, :])
-        request = np.maximum(scaled, floor[None, :])  # (f, n)
+        capped = predicted if ceiling is None else np.minimum(predicted, ceiling)
+        request = np.maximum(factors[:, None] * capped[None, :], floor[None, :])  # (f, n)
         over = (judged[None, :, :] > request[:, :, None]) & measured[None, :, :]
         gap = np.where(measured[None, :, :], np.maximum(request[:, :, None] - samples[None, :, :], 0.0), 0.0)
         floor_out.append(np.full(len(factors), index, dtype=np.int64))

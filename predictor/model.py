@@ -194,11 +194,11 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         at = np.minimum(np.searchsorted(self.group_names_, names), len(self.group_names_) - 1)
         known = self.group_names_[at] == names
         out = pooled.copy()
-        ceiling = self.group_ceiling_[at] * self._scale(X)
+        capped = np.minimum(base, self.group_ceiling_[at] * self._scale(X))
         for index, candidate in enumerate(self.floor_candidates):
             rows = known & (self.group_floor_[at] == index)
             if rows.any():
-                own = np.minimum(base[rows] * self.group_factor_[at[rows]], ceiling[rows])
+                own = capped[rows] * self.group_factor_[at[rows]]
                 out[rows] = np.maximum(own, self._floor(X[rows], candidate))
         return out
 
@@ -213,8 +213,9 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     ) -> None:
         """Per-group (floor, factor) on the held-out rows, sharing the violation budget.
 
-        A group's own request is also capped at the largest sample / window scale it showed on
-        these rows (plus the guard): on them the cap never adds a violation, and it keeps an
+        A group's own factor applies to base predictions no larger, relative to the window
+        scale, than the largest the base gave that group on these rows: its calibration says
+        nothing about predictions beyond them. On these rows the cap changes nothing; it keeps an
         outlier of the pooled base model (a 24x ratio for one flat GenAI pod at one time of day)
         from becoming a request no history of the series asked for.
 
@@ -287,7 +288,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                 budget -= float(np.sum((samples[rows] > pooled_request[rows, None]) & measured[rows]))
                 continue
             own.append(g)
-            ceilings.append(self._ceiling_ratio(samples[rows], scale[rows]))
+            ceilings.append(self._ceiling_ratio(predicted[rows], scale[rows]))
             curves.append(
                 curve(
                     predicted[rows],
@@ -296,7 +297,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                     self.min_factor,
                     self.max_factor,
                     guard_fraction=self.group_guard_fraction,
-                    ceiling=ceilings[-1] * scale[rows],
+                    ceiling=ceilings[-1] * scale[rows],  # of the base prediction
                 )
             )
         level = float(np.nansum(samples)) / max(int(measured.sum()), 1)
@@ -308,11 +309,11 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             np.asarray(ceilings, dtype=np.float64),
         )
 
-    def _ceiling_ratio(self, samples: FloatArray, scale: FloatArray) -> float:
-        """The largest sample / window scale of these rows, over (1 - guard); inf without a scale."""
-        if self.floor_scale_column is None or not np.any(~np.isnan(samples)):
+    def _ceiling_ratio(self, predicted: FloatArray, scale: FloatArray) -> float:
+        """The largest base prediction / window scale of these rows; inf without a scale."""
+        if self.floor_scale_column is None or len(predicted) == 0:
             return float(np.inf)
-        return float(np.nanmax(samples / scale[:, None])) / (1.0 - self.group_guard_fraction)
+        return float(np.max(predicted / scale))
 
     @staticmethod
     def _requests(
@@ -327,7 +328,7 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         request = pooled_request.copy()
         for g, factor, floor, ceiling in zip(*choice, strict=True):
             rows = group_of_row == g
-            own = np.minimum(predicted[rows] * factor, ceiling * scale[rows])
+            own = np.minimum(predicted[rows], ceiling * scale[rows]) * factor
             request[rows] = np.maximum(own, floors[floor, rows])
         return request
 

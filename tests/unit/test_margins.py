@@ -130,11 +130,12 @@ class _Column(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(X)[:, 1]
 
 
-def test_a_series_own_request_never_exceeds_what_its_held_out_samples_needed() -> None:
+def test_a_series_own_factor_applies_only_up_to_the_base_predictions_it_was_calibrated_on() -> None:
     n = 100
-    X = np.column_stack([np.full(n, 10.0), np.full(n, 10.0)])  # window scale 10, base predicts 10
+    # Window scale 10; the base predicts 10, and 11 on one held-out row: the largest it gave.
+    X = np.column_stack([np.full(n, 10.0), np.full(n, 10.0)])
+    X[-5, 1] = 11.0
     y = np.full(n, 10.0)
-    y[-5] = 12.0  # the largest held-out sample: 1.2 x the window scale
     groups = np.full(n, "flat")
     margin = MarginRegressor(
         _Column(),
@@ -144,12 +145,16 @@ def test_a_series_own_request_never_exceeds_what_its_held_out_samples_needed() -
         group_guard_fraction=0.01,
         floor_scale_column=0,
     ).fit(X, y, groups=groups)
-    assert margin.group_ceiling_.tolist() == pytest.approx([1.2 / 0.99])
-    # The base says 240 for a window at scale 10: the series' own request stops at its ceiling;
+    assert margin.group_ceiling_.tolist() == pytest.approx([1.1])
+    (factor,) = margin.group_factor_
+    assert factor == pytest.approx(1.0 / 0.99)
+    # The base says 240 for a window at scale 10: the series' own factor applies to 11 at most;
     # without a group (the pooled margin) nothing caps the outlier.
     outlier = np.array([[10.0, 240.0]])
-    assert margin.predict(outlier, groups=["flat"]).tolist() == pytest.approx([12.0 / 0.99])
+    assert margin.predict(outlier, groups=["flat"]).tolist() == pytest.approx([11.0 * factor])
     assert margin.predict(outlier)[0] > 200.0
+    # Predictions within what it was calibrated on are not touched.
+    assert margin.predict(X[:1], groups=["flat"]).tolist() == pytest.approx([10.0 * factor])
 
 
 def test_a_series_with_too_little_held_out_history_keeps_the_pooled_margin() -> None:
