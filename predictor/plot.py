@@ -104,6 +104,7 @@ def plot_curve(path: Path, scores: Mapping[str, Scores], title: str) -> None:
         )
         ax.axvline(scores["vpa"].violation_rate, color=_COLOURS["vpa"], linestyle=":", linewidth=0.8)
     ax.set_xscale("symlog", linthresh=1e-4)
+    ax.set_xlim(left=0.0)  # rates are never negative; symlog would otherwise mirror the axis
     ax.set_xlabel("violation rate (share of samples above the request)")
     ax.set_ylabel("slack (share of the request unused)")
     ax.set_title(title, fontsize=9)
