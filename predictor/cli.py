@@ -7,6 +7,7 @@ file and field.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -38,6 +39,30 @@ class Source(StrEnum):
 class ResourceName(StrEnum):
     CPU = "cpu"
     MEMORY = "memory"
+
+
+class MarginMode(StrEnum):
+    SERIES = "series"
+    POOLED = "pooled"
+
+
+def _targets(text: str | None) -> tuple[float, ...]:
+    """'0.001,0.01' -> (0.001, 0.01); each strictly between 0 and 1."""
+    if text is None or not text.strip():
+        return ()
+    values, problems = [], []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            problems.append(f"not a number: {part.strip()!r}")
+            continue
+        if not 0 < value < 1:
+            problems.append(f"must be between 0 and 1 exclusive: {value}")
+        values.append(value)
+    if problems:
+        raise InputError("--sweep", problems)
+    return tuple(sorted(set(values)))
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -198,15 +223,34 @@ def evaluate(
     plot: Annotated[
         Path | None, typer.Option(help="PNG of usage vs recommendations for a few series.")
     ] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            help="Also replay kinship at these violation targets (comma-separated, e.g. "
+            "0.001,0.005,0.02) and read the curve at VPA's violation rate."
+        ),
+    ] = None,
+    curve: Annotated[
+        Path | None, typer.Option(help="PNG of slack vs violation rate (needs --sweep).")
+    ] = None,
+    margin: Annotated[
+        MarginMode, typer.Option(help="Margins per series (sharing the violation budget) or one pooled.")
+    ] = MarginMode.SERIES,
 ) -> None:
     """Replay the trace in time order; print slack, violation rate and worst overrun per method."""
     from predictor.evaluate import evaluate as run
+    from predictor.evaluate import matched
     from predictor.usage import read_usage
 
     res: Resource = "cpu" if resource is ResourceName.CPU else "memory"
 
     try:
-        cfg = _config(horizon, window, target_violation, refit_every, warmup)
+        targets = _targets(sweep)
+        if curve is not None and not targets:
+            raise InputError("--curve", ["needs --sweep (the targets to draw the curve through)"])
+        cfg = _config(horizon, window, target_violation, refit_every, warmup).with_overrides(
+            "--margin", margin_per_series=margin is MarginMode.SERIES
+        )
         table = read_usage(usage)
         static = None
         if declared is not None:
@@ -214,7 +258,7 @@ def evaluate(
 
             static = declared_requests(declared, res)
         try:
-            result = run(table, res, cfg, static, progress=_progress(as_json))
+            result = run(table, res, cfg, static, progress=_progress(as_json), sweep=targets)
         except ValueError as exc:
             raise InputError(str(usage), [str(exc)]) from None
     except InputError as exc:
@@ -225,12 +269,20 @@ def evaluate(
         from predictor.plot import plot_replay
 
         plot_replay(plot, table, res, result.recommendations, cfg.horizon_seconds)
+    if curve is not None:
+        from predictor.plot import plot_curve
+
+        plot_curve(curve, result.scores, f"{usage.name}: {resource.value}")
     figures = {
         name: {"slack": s.slack, "violation_rate": s.violation_rate, "worst_overrun": s.worst_overrun}
         for name, s in result.scores.items()
     }
+    at_reference = matched(result.scores)
     if as_json:
-        typer.echo(json.dumps({"resource": resource.value, "methods": figures}))
+        out: dict[str, Any] = {"resource": resource.value, "methods": figures}
+        if at_reference is not None:
+            out["matched"] = dataclasses.asdict(at_reference)
+        typer.echo(json.dumps(out))
         return
     from rich.console import Console
     from rich.table import Table
@@ -245,6 +297,18 @@ def evaluate(
             name, f"{f['slack']:.3f}", f"{f['violation_rate']:.4f}", f"{f['worst_overrun']:.2f}"
         )
     Console().print(table_out)
+    if at_reference is not None:
+        m = at_reference
+        best = (
+            f"{m.best_method}: slack {m.best_slack:.3f} at {m.best_violation_rate:.4f}"
+            if m.best_method is not None
+            else "no swept target violates as rarely"
+        )
+        interpolated = f"{m.interpolated_slack:.3f}" if m.interpolated_slack is not None else "not bracketed"
+        typer.echo(
+            f"at {m.reference}'s violation rate {m.reference_violation_rate:.4f} (slack "
+            f"{m.reference_slack:.3f}): best swept kinship {best}; curve interpolated {interpolated}"
+        )
 
 
 def _progress(quiet: bool) -> Any:

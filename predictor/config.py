@@ -51,6 +51,23 @@ class PredictorConfig:
         ("long_max_fraction", 1.0),
         ("long_max_fraction", 1.05),
     )
+    # Each series gets its own margin (floor and factor) from its own held-out samples, and the
+    # violation budget goes where it saves the most slack; a pooled margin lets the few series with
+    # unforeseeable jumps set the headroom of all (docs/predictor.md). False: one pooled margin.
+    margin_per_series: bool = True
+    # A series with fewer held-out windows than this keeps the pooled margin. Windows overlap
+    # (one every `train_stride_seconds`), so 24 is two horizons of its own history at the default
+    # stride: less says nothing about its own tail.
+    min_series_held_out_windows: int = 24
+    # A series' first this-many seconds are calibrated in one group shared by all young series,
+    # not in the series' own: a pod's start (a model loading: GenAI pods ramp 2.8e8 -> 1.4e10 bytes
+    # in their first hour) does not repeat, and its headroom would otherwise stay. One window: after
+    # it, the features no longer see the start.
+    young_series_seconds: float = 7200.0
+    # A series' own margin must clear every held-out sample it covers by this share: a request
+    # exactly at a flat series' level covers it on paper, and a prediction a hair lower in the next
+    # hour misses every sample (seen on the GenAI trace: 315 violations on one flat pod).
+    series_margin_guard_fraction: float = 0.01
     min_margin_factor: float = 0.1
     max_margin_factor: float = 5.0
     # Gradient boosting size: small, because features are few and training must take minutes on
@@ -119,6 +136,10 @@ class PredictorConfig:
         ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name}: must be > 0 (got {getattr(self, name)})")
+        if not 0 <= self.series_margin_guard_fraction < 1:
+            problems.append(
+                f"series_margin_guard_fraction: must be in [0, 1) (got {self.series_margin_guard_fraction})"
+            )
         for name in (
             "target_violation_fraction",
             "base_quantile",

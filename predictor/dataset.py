@@ -11,10 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from predictor.config import PredictorConfig
 from predictor.features import Windows, cut_windows, steps
 from predictor.usage import FloatArray, Grid, Resource, Series, on_grid
+
+# The margin group of rows cut in a series' first hours (see `row_groups`).
+YOUNG_GROUP = "(young)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,23 +58,49 @@ def cut_all(
     return train, decisions
 
 
-def stack(
-    train: Mapping[str, SeriesWindows], until_seconds: float, horizon_seconds: float, max_rows: int
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Rows whose horizon had fully elapsed by `until_seconds`, oldest first, the newest `max_rows`.
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Training rows over all series, oldest first: what `fit(X, y, horizon=, groups=)` takes."""
 
-    Returns (features, peak, horizon samples); horizons of series on coarser grids are NaN-padded.
+    X: FloatArray  # features
+    y: FloatArray  # the horizon's peak
+    horizon: FloatArray  # the horizon's samples, NaN-padded for series on coarser grids
+    groups: npt.NDArray[np.str_]  # the series each row was cut from
+
+
+def row_groups(sw: SeriesWindows, decision_seconds: FloatArray, young_seconds: float) -> npt.NDArray[np.str_]:
+    """The margin group of each decision: the series, or YOUNG_GROUP in its first `young_seconds`.
+
+    A series' first hours (a pod starting, a model loading) ramp in a way its later hours do not
+    repeat; calibrating its own margin on them would keep a ramp's headroom for good. Known at
+    decision time: it only needs the series' first measured sample.
     """
+    measured = np.flatnonzero(~np.isnan(sw.grid.values))
+    first = sw.grid.time_of(int(measured[0])) if len(measured) else np.inf
+    young = np.asarray(decision_seconds) < first + young_seconds
+    return np.where(young, YOUNG_GROUP, sw.name)
+
+
+def stack(
+    train: Mapping[str, SeriesWindows],
+    until_seconds: float,
+    horizon_seconds: float,
+    max_rows: int,
+    young_seconds: float = 0.0,
+) -> Rows:
+    """Rows whose horizon had fully elapsed by `until_seconds`, oldest first, the newest `max_rows`."""
     parts = []
     for sw in train.values():
         wins = sw.windows
         peak = wins.peak
         done = (wins.decision_seconds + horizon_seconds <= until_seconds) & ~np.isnan(peak)
         if done.any():
-            parts.append((wins.decision_seconds[done], wins.features[done], peak[done], wins.horizon[done]))
+            at = wins.decision_seconds[done]
+            parts.append(
+                (at, wins.features[done], peak[done], wins.horizon[done], row_groups(sw, at, young_seconds))
+            )
     if not parts:
-        width = 1
-        return np.zeros((0, 0)), np.zeros(0), np.zeros((0, width))
+        return Rows(np.zeros((0, 0)), np.zeros(0), np.zeros((0, 1)), np.zeros(0, dtype=str))
     width = max(p[3].shape[1] for p in parts)
     times = np.concatenate([p[0] for p in parts])
     X = np.concatenate([p[1] for p in parts])
@@ -78,5 +108,6 @@ def stack(
     horizon = np.concatenate(
         [np.pad(p[3], ((0, 0), (0, width - p[3].shape[1])), constant_values=np.nan) for p in parts]
     )
+    groups = np.concatenate([p[4] for p in parts])
     order = np.argsort(times, kind="stable")[-max_rows:]
-    return X[order], y[order], horizon[order]
+    return Rows(X[order], y[order], horizon[order], groups[order])

@@ -14,16 +14,16 @@ Scores pool all series' raw samples covered by a recommendation:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from predictor.config import PredictorConfig
-from predictor.dataset import SeriesWindows, cut_all, stack
+from predictor.dataset import SeriesWindows, cut_all, row_groups, stack
 from predictor.features import Windows
-from predictor.model import build_recommender
+from predictor.model import fit_recommender, recalibrate
 from predictor.usage import FloatArray, Resource, Series
 from predictor.vpa import StaticRecommender, VpaRecommender
 
@@ -63,7 +63,10 @@ def evaluate(
     cfg: PredictorConfig,
     declared: Mapping[str, float] | None = None,
     progress: Progress = _no_progress,
+    sweep: Sequence[float] = (),
 ) -> Evaluation:
+    """Replay; with `sweep`, also methods `kinship@<target>`: the same refits (one booster fit
+    each), margins calibrated to each swept violation target (see `matched`)."""
     train, decisions = cut_all(usage, resource, cfg)
     if not decisions:
         raise ValueError(
@@ -74,28 +77,41 @@ def evaluate(
     decisions = _from(decisions, first)
     last = max(float(w.windows.decision_seconds[-1]) for w in decisions.values())
     refit_times = np.arange(first, last + 1.0, cfg.refit_every_seconds)
-    predictions: dict[str, FloatArray] = {
-        name: np.full(len(w.windows.decision_seconds), np.nan) for name, w in decisions.items()
+    kinship_methods = ["kinship", *(sweep_method(t) for t in sweep)]
+    predictions: dict[str, dict[str, FloatArray]] = {
+        method: {name: np.full(len(w.windows.decision_seconds), np.nan) for name, w in decisions.items()}
+        for method in kinship_methods
     }
     for j in progress(range(len(refit_times)), len(refit_times)):
         start = refit_times[j]
         end = refit_times[j + 1] if j + 1 < len(refit_times) else np.inf
-        X, y, horizon = stack(
-            train, until_seconds=start, horizon_seconds=cfg.horizon_seconds, max_rows=cfg.max_train_windows
+        rows = stack(
+            train,
+            until_seconds=start,
+            horizon_seconds=cfg.horizon_seconds,
+            max_rows=cfg.max_train_windows,
+            young_seconds=cfg.young_series_seconds,
         )
         with threadpool_limits(limits=cfg.max_threads):
-            model = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
+            model = fit_recommender(cfg, resource, rows)
+            models = {"kinship": model}
+            for target in sweep:
+                models[sweep_method(target)] = recalibrate(model, target, cfg, rows)
         for name, w in decisions.items():
             due = (w.windows.decision_seconds >= start) & (w.windows.decision_seconds < end)
             if due.any():
                 with threadpool_limits(limits=cfg.max_threads):
-                    predictions[name][due] = model.predict(w.windows.features[due])
+                    groups = row_groups(w, w.windows.decision_seconds[due], cfg.young_series_seconds)
+                    for method, fitted in models.items():
+                        predictions[method][name][due] = fitted.predict(
+                            w.windows.features[due], groups=groups
+                        )
 
     recommendations: list[Recommendation] = []
     for name, w in decisions.items():
         series = usage[name]
         at = w.windows.decision_seconds
-        methods: dict[str, FloatArray] = {"kinship": predictions[name]}
+        methods: dict[str, FloatArray] = {method: predictions[method][name] for method in kinship_methods}
         vpa = VpaRecommender(
             resource=resource,
             half_life_seconds=cfg.vpa_half_life_seconds,
@@ -113,6 +129,59 @@ def evaluate(
             )
     scores = score(usage, resource, recommendations, cfg.horizon_seconds)
     return Evaluation(resource, scores, recommendations, len(refit_times))
+
+
+def sweep_method(target: float) -> str:
+    return f"kinship@{target:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """Kinship's swept curve read at the reference method's violation rate."""
+
+    reference: str
+    reference_slack: float
+    reference_violation_rate: float
+    # The swept point with the least slack among those violating no more often than the reference
+    # (None if every swept point violates more): an operating point that was actually replayed.
+    best_method: str | None
+    best_slack: float | None
+    best_violation_rate: float | None
+    # Slack linearly interpolated on the curve at exactly the reference's violation rate (None if
+    # the swept rates do not bracket it).
+    interpolated_slack: float | None
+
+
+def matched(scores: Mapping[str, Scores], reference: str = "vpa") -> Matched | None:
+    """Compare the swept kinship curve with `reference` at an equal or lower violation rate.
+
+    The targets were fixed before the replay; the curve is read on the judged samples, so this
+    says how the two trade slack for violations, not which target one should have deployed.
+    """
+    points = sorted((s.violation_rate, s.slack, m) for m, s in scores.items() if m.startswith("kinship@"))
+    if reference not in scores or not points:
+        return None
+    ref = scores[reference]
+    within = [p for p in points if p[0] <= ref.violation_rate]
+    best = min(within, key=lambda p: p[1]) if within else None
+    interpolated = None
+    # The curve is the lower envelope: a point is on it if no point violating as rarely or more
+    # rarely leaves less slack (targets can tie on the judged rate and differ in slack).
+    frontier = [p for i, p in enumerate(points) if all(q[1] > p[1] for q in points[:i])]
+    below = [p for p in frontier if p[0] <= ref.violation_rate]
+    above = [p for p in frontier if p[0] >= ref.violation_rate]
+    if below and above:
+        (v0, s0, _), (v1, s1, _) = below[-1], above[0]
+        interpolated = s0 if v1 == v0 else s0 + (s1 - s0) * (ref.violation_rate - v0) / (v1 - v0)
+    return Matched(
+        reference,
+        ref.slack,
+        ref.violation_rate,
+        best[2] if best else None,
+        best[1] if best else None,
+        best[0] if best else None,
+        interpolated,
+    )
 
 
 def _first_trainable(
@@ -188,4 +257,13 @@ def score(
     }
 
 
-__all__ = ["Evaluation", "Recommendation", "Scores", "SeriesWindows", "evaluate", "score"]
+__all__ = [
+    "Evaluation",
+    "Matched",
+    "Recommendation",
+    "Scores",
+    "SeriesWindows",
+    "evaluate",
+    "matched",
+    "score",
+]

@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from predictor.allocation import IntArray, allocate, curve, group_index
 from predictor.config import PredictorConfig
+from predictor.dataset import Rows
 from predictor.features import FEATURE_NAMES, SCALE_COLUMN
 from predictor.usage import FloatArray
 
@@ -125,6 +128,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         max_factor: float = 5.0,
         floor_scale_column: int | None = None,
         floor_candidates: tuple[tuple[int | None, float], ...] = ((None, 0.0),),
+        min_group_windows: int = 24,
+        group_guard_fraction: float = 0.01,
     ) -> None:
         self.estimator = estimator
         self.target_violation_fraction = target_violation_fraction
@@ -134,9 +139,13 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.max_factor = max_factor
         self.floor_scale_column = floor_scale_column
         self.floor_candidates = floor_candidates
+        self.min_group_windows = min_group_windows
+        self.group_guard_fraction = group_guard_fraction
 
-    def fit(self, X: Any, y: Any, horizon: Any = None) -> MarginRegressor:
+    def fit(self, X: Any, y: Any, horizon: Any = None, groups: Any = None) -> MarginRegressor:
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        if groups is not None:
+            group_names, group_of_row = group_index(groups, len(y))
         n_calibration = max(1, round(len(y) * self.calibration_fraction)) if len(y) > 1 else 0
         split = len(y) - n_calibration
         base = clone(self.estimator if self.estimator is not None else _default_base())
@@ -145,6 +154,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             self.factor_ = self.peak_factor_ = 1.0
             self.floor_: tuple[int | None, float] = (None, 0.0)
             self.peak_coverage_fraction_ = 1.0
+            if groups is not None:
+                self._set_groups(group_names[:0], np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0))
             return self
         self.estimator_ = (
             base.fit(X[:split], y[:split])
@@ -160,6 +171,8 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         best = min(range(len(choices)), key=lambda i: choices[i][1:])
         self.factor_ = choices[best][0]
         self.floor_ = self.floor_candidates[best]
+        if groups is not None:
+            self._fit_groups(held_out, X[split:], samples, group_names, group_of_row[split:], best)
         peak_factor = float(np.quantile(y[split:] / safe, self.peak_coverage_fraction, method="higher"))
         self.peak_factor_ = float(np.clip(peak_factor, self.min_factor, self.max_factor))
         # What the AgentProfile calls confidence: how often the predicted peak held on held-out
@@ -167,11 +180,172 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.peak_coverage_fraction_ = float(np.mean(y[split:] <= self.predict_peak(X[split:])))
         return self
 
-    def predict(self, X: Any) -> FloatArray:
+    def predict(self, X: Any, groups: Any = None) -> FloatArray:
+        """max(factor x base, floor): the pooled choice, or each known group's own."""
         check_is_fitted(self, "factor_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        scaled = np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.factor_
-        return np.maximum(scaled, self._floor(X, self.floor_))
+        base = np.asarray(self.estimator_.predict(X), dtype=np.float64)
+        pooled = np.maximum(base * self.factor_, self._floor(X, self.floor_))
+        if groups is None or not hasattr(self, "group_names_") or len(self.group_names_) == 0:
+            return pooled
+        names = np.asarray(groups).astype(str)
+        if names.shape != (len(X),):
+            raise ValueError(f"groups must have one entry per row ({len(X)}), got shape {names.shape}")
+        at = np.minimum(np.searchsorted(self.group_names_, names), len(self.group_names_) - 1)
+        known = self.group_names_[at] == names
+        out = pooled.copy()
+        capped = np.minimum(base, self.group_ceiling_[at] * self._scale(X))
+        for index, candidate in enumerate(self.floor_candidates):
+            rows = known & (self.group_floor_[at] == index)
+            if rows.any():
+                own = capped[rows] * self.group_factor_[at[rows]]
+                out[rows] = np.maximum(own, self._floor(X[rows], candidate))
+        return out
+
+    def _fit_groups(
+        self,
+        predicted: FloatArray,
+        X: FloatArray,
+        samples: FloatArray,
+        names: np.ndarray,
+        group_of_row: IntArray,
+        pooled_floor: int,
+    ) -> None:
+        """Per-group (floor, factor) on the held-out rows, sharing the violation budget.
+
+        A group's own factor applies to base predictions no larger, relative to the window
+        scale, than the largest the base gave that group on these rows: its calibration says
+        nothing about predictions beyond them. On these rows the cap changes nothing; it keeps an
+        outlier of the pooled base model (a 24x ratio for one flat GenAI pod at one time of day)
+        from becoming a request no history of the series asked for.
+
+        Choosing per group on the same samples that then judge the choice is optimistic (a group
+        whose held-out hours happened to be calm gets a thin margin). So the allocation is first
+        made on the older half of the held-out rows and checked on the newer half; if the newer
+        half violates more than the target, the budget of the final allocation (on all held-out
+        rows) shrinks by target / realised. Only held-out rows, all older than any decision.
+        """
+        floors = np.stack([self._floor(X, c) for c in self.floor_candidates])
+        pooled_request = np.maximum(predicted * self.factor_, floors[pooled_floor])
+        target = self.target_violation_fraction
+        half = len(predicted) // 2
+        older = slice(0, half)
+        newer = slice(half, len(predicted))
+        check = self._allocate(
+            predicted[older],
+            floors[:, older],
+            samples[older],
+            group_of_row[older],
+            pooled_request[older],
+            target,
+            max(1, self.min_group_windows // 2),
+            scale=self._scale(X[older]),
+        )
+        request = self._requests(
+            predicted[newer],
+            floors[:, newer],
+            self._scale(X[newer]),
+            group_of_row[newer],
+            check,
+            pooled_request[newer],
+        )
+        measured = ~np.isnan(samples[newer])
+        realised = float(np.sum((samples[newer] > request[:, None]) & measured)) / max(int(measured.sum()), 1)
+        self.budget_correction_ = min(1.0, target / realised) if realised > 0 else 1.0
+        chosen = self._allocate(
+            predicted,
+            floors,
+            samples,
+            group_of_row,
+            pooled_request,
+            target * self.budget_correction_,
+            self.min_group_windows,
+            scale=self._scale(X),
+        )
+        self._set_groups(names[chosen[0]], *chosen[1:])
+
+    def _allocate(
+        self,
+        predicted: FloatArray,
+        floors: FloatArray,
+        samples: FloatArray,
+        group_of_row: IntArray,
+        pooled_request: FloatArray,
+        target: float,
+        min_windows: int,
+        scale: FloatArray,
+    ) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
+        """(groups, factor, floor index, ceiling ratio) for groups with at least `min_windows` rows.
+
+        Groups with fewer keep the pooled choice; their violations under it come off the budget.
+        """
+        measured = ~np.isnan(samples)
+        budget = target * max(int(measured.sum()), 1)
+        own, curves, ceilings = [], [], []
+        for g in np.unique(group_of_row):
+            rows = group_of_row == g
+            if rows.sum() < min_windows:
+                budget -= float(np.sum((samples[rows] > pooled_request[rows, None]) & measured[rows]))
+                continue
+            own.append(g)
+            ceilings.append(self._ceiling_ratio(predicted[rows], scale[rows]))
+            curves.append(
+                curve(
+                    predicted[rows],
+                    floors[:, rows],
+                    samples[rows],
+                    self.min_factor,
+                    self.max_factor,
+                    guard_fraction=self.group_guard_fraction,
+                    ceiling=ceilings[-1] * scale[rows],  # of the base prediction
+                )
+            )
+        level = float(np.nansum(samples)) / max(int(measured.sum()), 1)
+        picks = allocate(curves, max(budget, 0.0), scale=level)
+        return (
+            np.asarray(own, dtype=np.int64),
+            np.array([c.factor[i] for c, i in zip(curves, picks, strict=True)], dtype=np.float64),
+            np.array([c.floor[i] for c, i in zip(curves, picks, strict=True)], dtype=np.int64),
+            np.asarray(ceilings, dtype=np.float64),
+        )
+
+    def _ceiling_ratio(self, predicted: FloatArray, scale: FloatArray) -> float:
+        """The largest base prediction / window scale of these rows; inf without a scale."""
+        if self.floor_scale_column is None or len(predicted) == 0:
+            return float(np.inf)
+        return float(np.max(predicted / scale))
+
+    @staticmethod
+    def _requests(
+        predicted: FloatArray,
+        floors: FloatArray,
+        scale: FloatArray,
+        group_of_row: IntArray,
+        choice: tuple[IntArray, FloatArray, IntArray, FloatArray],
+        pooled_request: FloatArray,
+    ) -> FloatArray:
+        """Requests of rows under a per-group choice (pooled for groups without one)."""
+        request = pooled_request.copy()
+        for g, factor, floor, ceiling in zip(*choice, strict=True):
+            rows = group_of_row == g
+            own = np.minimum(predicted[rows], ceiling * scale[rows]) * factor
+            request[rows] = np.maximum(own, floors[floor, rows])
+        return request
+
+    def _scale(self, X: FloatArray) -> FloatArray:
+        """|window scale| per row (1 without a scale column): what floors and ceilings multiply."""
+        if self.floor_scale_column is None:
+            return np.ones(len(X))
+        scale = np.abs(X[:, self.floor_scale_column])
+        return np.where(scale > _TINY_SCALE, scale, _TINY_SCALE)
+
+    def _set_groups(
+        self, names: np.ndarray, factors: FloatArray, floors: IntArray, ceilings: FloatArray
+    ) -> None:
+        self.group_names_ = np.asarray(names).astype(str)  # sorted: np.unique made them
+        self.group_factor_ = factors
+        self.group_floor_ = floors
+        self.group_ceiling_ = ceilings
 
     def _floor(self, X: FloatArray, candidate: tuple[int | None, float]) -> FloatArray:
         """fraction x |scale| x (the candidate's relative column, or 1): e.g. the day's max."""
@@ -212,13 +386,13 @@ class MarginRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         excess = max(violation(low) - self.target_violation_fraction, 0.0)
         return low, excess, float(unused / requested) if requested > 0 else 0.0
 
-    def predict_peak(self, X: Any) -> FloatArray:
+    def predict_peak(self, X: Any, groups: Any = None) -> FloatArray:
         """The peak the extender fits against: the base scaled to cover `peak_coverage_fraction`
         of held-out windows' peaks (a request only needs to cover most samples, a peak more)."""
         check_is_fitted(self, "factor_")
         peak = np.asarray(self.estimator_.predict(X), dtype=np.float64) * self.peak_factor_
         # Never below the request: a peak the request exceeds would tell the extender too little.
-        return np.maximum(peak, self.predict(X))
+        return np.maximum(peak, self.predict(X, groups=groups))
 
 
 class ClampRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -237,15 +411,18 @@ class ClampRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.n_features_in_ = self.estimator_.n_features_in_
         return self
 
-    def predict(self, X: Any) -> FloatArray:
-        check_is_fitted(self, "estimator_")
-        raw = np.asarray(self.estimator_.predict(X), dtype=np.float64)
-        return np.clip(raw, self.min_value, self.max_value)
-
-    def predict_peak(self, X: Any) -> FloatArray:
+    def predict(self, X: Any, groups: Any = None) -> FloatArray:
         check_is_fitted(self, "estimator_")
         inner = self.estimator_
-        raw = inner.predict_peak(X) if hasattr(inner, "predict_peak") else inner.predict(X)
+        raw = inner.predict(X) if groups is None else inner.predict(X, groups=groups)
+        return np.clip(np.asarray(raw, dtype=np.float64), self.min_value, self.max_value)
+
+    def predict_peak(self, X: Any, groups: Any = None) -> FloatArray:
+        check_is_fitted(self, "estimator_")
+        inner = self.estimator_
+        if not hasattr(inner, "predict_peak"):
+            return self.predict(X, groups=groups)
+        raw = inner.predict_peak(X) if groups is None else inner.predict_peak(X, groups=groups)
         return np.clip(np.asarray(raw, dtype=np.float64), self.min_value, self.max_value)
 
 
@@ -278,5 +455,30 @@ def build_recommender(cfg: PredictorConfig, resource: str) -> ClampRegressor:
             (None if name == "window_scale" else FEATURE_NAMES.index(name), fraction)
             for name, fraction in cfg.floor_candidates
         ),
+        min_group_windows=cfg.min_series_held_out_windows,
+        group_guard_fraction=cfg.series_margin_guard_fraction,
     )
     return ClampRegressor(margin, min_value=low, max_value=high)
+
+
+def fit_recommender(cfg: PredictorConfig, resource: str, rows: Rows) -> ClampRegressor:
+    """Build and fit on stacked rows: per-series margins unless the config asks for one pooled."""
+    groups = rows.groups if cfg.margin_per_series else None
+    return build_recommender(cfg, resource).fit(rows.X, rows.y, horizon=rows.horizon, groups=groups)
+
+
+def recalibrate(
+    fitted: ClampRegressor, target_violation_fraction: float, cfg: PredictorConfig, rows: Rows
+) -> ClampRegressor:
+    """`fitted` with its margin calibrated to another target on the same rows, base not refitted.
+
+    The base only ever sees the older rows and does not depend on the target, so a sweep of
+    targets costs one booster fit per refit; the margin's split and held-out rows are the same.
+    """
+    base = FrozenEstimator(fitted.estimator_.estimator_)
+    model = clone(fitted).set_params(
+        estimator__estimator=base, estimator__target_violation_fraction=target_violation_fraction
+    )
+    groups = rows.groups if cfg.margin_per_series else None
+    fitted_again: ClampRegressor = model.fit(rows.X, rows.y, horizon=rows.horizon, groups=groups)
+    return fitted_again

@@ -20,7 +20,7 @@ from predictor.features import FEATURE_NAMES
 from predictor.usage import Resource
 
 # Bump when the pickled layout changes in a way the other stamp fields would not catch.
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 
 
 def _stamp(cfg: PredictorConfig) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor.evaluate import Recommendation
+from predictor.evaluate import Recommendation, Scores
 from predictor.usage import Resource, Series
 
 _COLOURS = {"kinship": "tab:green", "vpa": "tab:orange", "static": "tab:gray"}
@@ -34,7 +34,8 @@ def plot_replay(
 
     by_series: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in recommendations:
-        by_series[r.series][r.method].append((r.decision_seconds, r.value))
+        if "@" not in r.method:  # swept targets belong on the curve, not on every series
+            by_series[r.series][r.method].append((r.decision_seconds, r.value))
     spread = {}
     for name, methods in by_series.items():
         means = [np.mean([v for _, v in points]) for points in methods.values()]
@@ -62,3 +63,52 @@ def plot_replay(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return chosen
+
+
+def plot_curve(path: Path, scores: Mapping[str, Scores], title: str) -> None:
+    """Slack against violation rate: kinship's swept targets as a curve, the baselines as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    swept = sorted((s.violation_rate, s.slack, m) for m, s in scores.items() if m.startswith("kinship@"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if swept:
+        ax.plot(
+            [p[0] for p in swept],
+            [p[1] for p in swept],
+            "o-",
+            color=_COLOURS["kinship"],
+            label="kinship (swept)",
+        )
+        for v, sl, m in swept:
+            ax.annotate(m.split("@", 1)[1], (v, sl), fontsize=7, textcoords="offset points", xytext=(3, 3))
+    for method, s in sorted(scores.items()):
+        if "@" in method:
+            continue
+        ax.plot(
+            [s.violation_rate],
+            [s.slack],
+            "s" if method != "kinship" else "^",
+            color=_COLOURS.get(method),
+            label=method,
+        )
+    if "vpa" in scores:
+        ax.axhline(
+            0.7 * scores["vpa"].slack,
+            color=_COLOURS["vpa"],
+            linestyle=":",
+            linewidth=0.8,
+            label="70 % of VPA's slack",
+        )
+        ax.axvline(scores["vpa"].violation_rate, color=_COLOURS["vpa"], linestyle=":", linewidth=0.8)
+    ax.set_xscale("symlog", linthresh=1e-4)
+    ax.set_xlim(left=0.0)  # rates are never negative; symlog would otherwise mirror the axis
+    ax.set_xlabel("violation rate (share of samples above the request)")
+    ax.set_ylabel("slack (share of the request unused)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

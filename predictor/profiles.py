@@ -18,9 +18,9 @@ from threadpoolctl import threadpool_limits
 from kinship.profile import ContainerProfile, Correlation, ProfileStatus, Resources, profile_document
 from predictor.config import PredictorConfig
 from predictor.correlations import agent_totals, correlations
-from predictor.dataset import cut_all, stack
+from predictor.dataset import SeriesWindows, cut_all, row_groups, stack
 from predictor.features import cut_windows, steps
-from predictor.model import build_recommender
+from predictor.model import fit_recommender
 from predictor.usage import Resource, Series, format_timestamp, on_grid
 
 RESOURCES: tuple[Resource, ...] = ("cpu", "memory")
@@ -40,13 +40,15 @@ def fit_models(
     models: dict[Resource, Any] = {}
     for resource in RESOURCES:
         train, _ = cut_all(usage, resource, cfg)
-        X, y, horizon = stack(train, np.inf, cfg.horizon_seconds, cfg.max_train_windows)
-        if len(y) < cfg.min_train_windows:
-            announce(f"{resource}: only {len(y)} complete windows, need {cfg.min_train_windows}: not trained")
+        rows = stack(train, np.inf, cfg.horizon_seconds, cfg.max_train_windows, cfg.young_series_seconds)
+        if len(rows.y) < cfg.min_train_windows:
+            announce(
+                f"{resource}: only {len(rows.y)} complete windows, need {cfg.min_train_windows}: not trained"
+            )
             continue
-        announce(f"{resource}: fitting on {len(y)} windows")
+        announce(f"{resource}: fitting on {len(rows.y)} windows")
         with threadpool_limits(limits=cfg.max_threads):
-            models[resource] = build_recommender(cfg, resource).fit(X, y, horizon=horizon)
+            models[resource] = fit_recommender(cfg, resource, rows)
     return models
 
 
@@ -56,7 +58,7 @@ def forecast(
     """series -> resource -> forecast for the horizon that starts after the last sample."""
     out: dict[str, dict[str, Forecast]] = defaultdict(dict)
     for resource, model in models.items():
-        names, rows = [], []
+        names, rows, groups = [], [], []
         for name, series in usage.items():
             if np.all(np.isnan(series.values(resource))):
                 continue
@@ -73,11 +75,15 @@ def forecast(
             if len(w.features):  # else nothing measured in the last window: no basis for a forecast
                 names.append(name)
                 rows.append(w.features[0])
+                groups.append(
+                    row_groups(SeriesWindows(name, grid, w), w.decision_seconds, cfg.young_series_seconds)[0]
+                )
         if not rows:
             continue
         X = np.vstack(rows)  # one predict call for all series: per-call overhead dominated
         with threadpool_limits(limits=cfg.max_threads):
-            recommended, peak = model.predict(X), model.predict_peak(X)
+            recommended = model.predict(X, groups=np.array(groups))
+            peak = model.predict_peak(X, groups=np.array(groups))
         for name, r, p in zip(names, recommended, peak, strict=True):
             out[name][resource] = Forecast(float(r), float(p))
     return dict(out)

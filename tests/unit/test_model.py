@@ -48,7 +48,8 @@ def test_sklearn_estimator_contract(estimator, check) -> None:
 
 def _ob_rows(resource: str = "memory") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     train, _ = cut_all(series_from_samples(onlineboutique()), resource, PredictorConfig())  # type: ignore[arg-type]
-    return stack(train, np.inf, 3600.0, 100_000)
+    rows = stack(train, np.inf, 3600.0, 100_000)
+    return rows.X, rows.y, rows.horizon
 
 
 @pytest.mark.parametrize("target", [0.05, 0.01])
