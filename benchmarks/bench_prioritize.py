@@ -65,7 +65,7 @@ def in_process(
     from extender.offline import build_state
 
     state = build_state(cluster.snapshot, [cluster.graphs], 0.5, profiles)
-    extender = Extender(state, ExtenderConfig(), ExtenderMetrics(state))
+    extender = Extender(state, ExtenderConfig(), ExtenderMetrics(state), binder=None)
     out = []
     for i in range(requests + 200):
         start = time.perf_counter()
