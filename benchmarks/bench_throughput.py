@@ -39,7 +39,7 @@ import yaml
 from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving import ROOT, free_port, wait_ready
+from tests.serving import ROOT, extra_kube_scheduler, free_port, wait_ready
 
 AGENTS_PER_TEAM = 5
 REPLICAS = 2
@@ -54,7 +54,6 @@ SCHEDULERS = (
     ("kinship", "kinship", "kinship-scheduler"),
 )
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kinship-scheduler", "kinship-extender")
-FLOOR_COMPONENTS = ("floor-scheduler", "floor-extender")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -70,36 +69,18 @@ def floor_scheduler(state: Path, env: dict[str, str]) -> Iterator[dict[str, int]
     (extender,) = config["extenders"]
     extender["urlPrefix"] = f"http://127.0.0.1:{port}"
     extender.pop("bindVerb", None)
-    path = state / "floor-scheduler-config.yaml"
-    path.write_text(yaml.safe_dump(config))
     logs = state / "logs"
-    procs = []
+    with (logs / "floor-extender.log").open("w") as log:
+        uvicorn = [sys.executable, "-m", "uvicorn", "benchmarks.floor_app:app", "--port", str(port)]
+        quiet = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+        app = subprocess.Popen([*uvicorn, *quiet], cwd=ROOT, stdout=log, stderr=log)
     try:
-        with (logs / "floor-extender.log").open("w") as log:
-            uvicorn = [sys.executable, "-m", "uvicorn", "benchmarks.floor_app:app", "--port", str(port)]
-            quiet = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
-            procs.append(subprocess.Popen([*uvicorn, *quiet], cwd=ROOT, stdout=log, stderr=log))
-        wait_ready(f"http://127.0.0.1:{port}/docs", 60, procs[0])
-        with (logs / "floor-scheduler.log").open("w") as log:
-            kc = env["KINSHIP_SCHEDULER_KUBECONFIG"]
-            command = [
-                f"{env['KINSHIP_KUBE_BIN_DIR']}/kube-scheduler",
-                f"--config={path}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                "--profiling=false",
-            ]
-            procs.append(subprocess.Popen(command, stdout=log, stderr=log))
-        time.sleep(3)  # informers synced; a pod created before would only wait in its queue
-        if procs[1].poll() is not None:
-            raise RuntimeError(f"floor kube-scheduler exited {procs[1].returncode}; see {logs}")
-        yield {"floor-extender": procs[0].pid, "floor-scheduler": procs[1].pid}
+        wait_ready(f"http://127.0.0.1:{port}/docs", 60, app)
+        with extra_kube_scheduler(env, config, "floor-scheduler") as scheduler:
+            yield {"floor-extender": app.pid, "floor-scheduler": scheduler.pid}
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=30)
+        app.terminate()
+        app.wait(timeout=30)
 
 
 def extender_counters(url: str) -> dict[str, float]:

@@ -11,8 +11,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -59,3 +61,44 @@ def kinship_serve(
                 proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def extra_kube_scheduler(
+    env: dict[str, str], config: dict[str, Any], name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One more stock kube-scheduler on a local cluster (`env`: its cluster.env), with `config`
+    (a KubeSchedulerConfiguration, usually the cluster's rendered kinship config with a few fields
+    changed) written to the state directory; healthy on return, stopped on exit. Logs go to
+    `logs/<name>.log`."""
+    state = Path(env["KINSHIP_STATE_DIR"])
+    path = state / f"{name}-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    kc = env["KINSHIP_SCHEDULER_KUBECONFIG"]
+    command = [
+        f"{env['KINSHIP_KUBE_BIN_DIR']}/kube-scheduler",
+        f"--config={path}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        "--profiling=false",
+    ]
+    with (state / "logs" / f"{name}.log").open("w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200:
+                    break
+            if proc.poll() is not None:
+                raise RuntimeError(f"kube-scheduler {name} exited {proc.returncode}; see {log.name}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kube-scheduler {name} not healthy in 60 s; see {log.name}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

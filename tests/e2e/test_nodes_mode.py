@@ -5,25 +5,23 @@ own schedulerName, against the same extender."""
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx2 as httpx
 import pytest
 import yaml
 from kubernetes import client
 
 from kinship.demo import delete_namespace, gpu_squatters, wait_bound
 from tests.e2e.teams import cluster_env, deploy_team, example_team, extender_calls
-from tests.serving import free_port
+from tests.serving import extra_kube_scheduler
 
 pytestmark = pytest.mark.e2e
 SCHEDULER = "kinship-nodes"
 
 
-def rendered_config(source: Path, target: Path) -> Path:
+def rendered_config(source: Path) -> dict[str, Any]:
     """The local cluster's rendered copy of manifests/scheduler/kinship-scheduler-config.yaml, with
     only the scheduler name and the cache mode changed."""
     config = yaml.safe_load(source.read_text())
@@ -32,45 +30,15 @@ def rendered_config(source: Path, target: Path) -> Path:
     (extender,) = config["extenders"]
     assert extender["nodeCacheCapable"] is True  # the shipped mode; this test flips it
     extender["nodeCacheCapable"] = False
-    target.write_text(yaml.safe_dump(config))
-    return target
+    return config
 
 
 @pytest.fixture(scope="module")
-def nodes_mode_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def nodes_mode_scheduler() -> Iterator[str]:
     env = cluster_env()
-    config = rendered_config(
-        Path(env["KINSHIP_SCHEDULER_CONFIG"]), tmp_path_factory.mktemp("sched") / "config.yaml"
-    )
-    port = free_port()
-    log = (Path(env["KINSHIP_STATE_DIR"]) / "logs" / "kinship-nodes-scheduler.log").open("w")
-    proc = subprocess.Popen(
-        [
-            f"{env['KINSHIP_KUBE_BIN_DIR']}/kube-scheduler",
-            f"--config={config}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
-            "--profiling=false",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, f"kube-scheduler exited {proc.returncode}; see {log.name}"
-            assert time.monotonic() < deadline, "kube-scheduler (nodeCacheCapable: false) not healthy in 60 s"
-            time.sleep(0.3)
-        yield log.name
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    config = rendered_config(Path(env["KINSHIP_SCHEDULER_CONFIG"]))
+    with extra_kube_scheduler(env, config, "kinship-nodes-scheduler"):
+        yield str(Path(env["KINSHIP_STATE_DIR"]) / "logs" / "kinship-nodes-scheduler.log")
 
 
 def test_whole_node_objects_mode_places_the_team(api: client.ApiClient, nodes_mode_scheduler: str) -> None:

@@ -25,7 +25,9 @@ def _profile(name: str, agent: str) -> dict:
     }
 
 
-def test_train_applies_status_with_its_field_manager_and_never_spec(api, kubeconfig: Path, tmp_path: Path) -> None:
+def test_train_applies_status_with_its_field_manager_and_never_spec(
+    api, kubeconfig: Path, tmp_path: Path
+) -> None:
     from kubernetes import client
 
     custom = client.CustomObjectsApi(api)
@@ -35,13 +37,27 @@ def test_train_applies_status_with_its_field_manager_and_never_spec(api, kubecon
         except client.exceptions.ApiException as exc:
             assert exc.status == 404
     # The team owns frontend's profile (spec); cartservice has none yet.
-    custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, _profile("frontend", "frontend"),
-                                           field_manager="team-gitops")
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, _profile("frontend", "frontend"), field_manager="team-gitops"
+    )
     usage = tmp_path / "usage.csv"
     write_usage(usage, onlineboutique(("frontend", "cartservice")))
 
-    result = CliRunner().invoke(app, ["predict", "train", "--usage", str(usage), "--namespace", NAMESPACE,
-                                      "--window", "1h", "--kubeconfig", str(kubeconfig)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "train",
+            "--usage",
+            str(usage),
+            "--namespace",
+            NAMESPACE,
+            "--window",
+            "1h",
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "applied 1, created 0, missing 1 (use --create-missing): default/cartservice" in result.stderr
 
@@ -51,14 +67,34 @@ def test_train_applies_status_with_its_field_manager_and_never_spec(api, kubecon
     assert status["model"] == "kinship" and status["horizonSeconds"] == 3600
     (container,) = status["containers"]
     assert container["name"] == "frontend" and container["recommendedRequests"]["memoryBytes"] > 0
-    managers = {(m["manager"], m.get("subresource", ""), m["operation"]) for m in got["metadata"]["managedFields"]}
+    managers = {
+        (m["manager"], m.get("subresource", ""), m["operation"]) for m in got["metadata"]["managedFields"]
+    }
     assert ("kinship-predictor", "status", "Apply") in managers
-    spec_owners = [m["manager"] for m in got["metadata"]["managedFields"] if "f:spec" in m.get("fieldsV1", {})]
+    spec_owners = [
+        m["manager"] for m in got["metadata"]["managedFields"] if "f:spec" in m.get("fieldsV1", {})
+    ]
     assert spec_owners == ["team-gitops"]
 
-    created = CliRunner().invoke(app, ["predict", "train", "--usage", str(usage), "--namespace", NAMESPACE,
-                                       "--window", "1h", "--kubeconfig", str(kubeconfig), "--create-missing"])
+    created = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "train",
+            "--usage",
+            str(usage),
+            "--namespace",
+            NAMESPACE,
+            "--window",
+            "1h",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--create-missing",
+        ],
+    )
     assert created.exit_code == 0, created.output
     assert "applied 1, created 1, missing 0" in created.stderr
     cart = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "cartservice")
-    assert cart["spec"] == {"agent": "cartservice"} and cart["status"]["containers"][0]["name"] == "cartservice"
+    assert (
+        cart["spec"] == {"agent": "cartservice"} and cart["status"]["containers"][0]["name"] == "cartservice"
+    )

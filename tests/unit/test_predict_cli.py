@@ -250,13 +250,29 @@ def test_train_writes_loadable_profiles_and_reuses_its_saved_model(usage_csv: Pa
     assert broken.exit_code == 2 and f"{model}: not a kinship model file" in broken.stderr
 
 
-def test_evaluate_sweep_reads_the_curve_at_vpa_and_every_point_recomputes(usage_csv: Path, tmp_path: Path) -> None:
+def test_evaluate_sweep_reads_the_curve_at_vpa_and_every_point_recomputes(
+    usage_csv: Path, tmp_path: Path
+) -> None:
     recs = tmp_path / "recs.csv"
     curve = tmp_path / "curve.png"
     result = runner.invoke(
         app,
-        ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", *FAST, "--json",
-         "--sweep", "0.05,0.001,0.01", "--curve", str(curve), "--recommendations", str(recs)],
+        [
+            "predict",
+            "evaluate",
+            "--usage",
+            str(usage_csv),
+            "--resource",
+            "memory",
+            *FAST,
+            "--json",
+            "--sweep",
+            "0.05,0.001,0.01",
+            "--curve",
+            str(curve),
+            "--recommendations",
+            str(recs),
+        ],
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
@@ -269,22 +285,42 @@ def test_evaluate_sweep_reads_the_curve_at_vpa_and_every_point_recomputes(usage_
     matched = printed["matched"]
     vpa = printed["methods"]["vpa"]
     assert (matched["reference"], matched["reference_slack"]) == ("vpa", vpa["slack"])
-    within = {m: f for m, f in printed["methods"].items() if "@" in m and f["violation_rate"] <= vpa["violation_rate"]}
+    within = {
+        m: f
+        for m, f in printed["methods"].items()
+        if "@" in m and f["violation_rate"] <= vpa["violation_rate"]
+    }
     if within:
         best = min(within, key=lambda m: within[m]["slack"])
         assert (matched["best_method"], matched["best_slack"]) == (best, within[best]["slack"])
     else:
         assert matched["best_method"] is None
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = runner.invoke(app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", *FAST,
-                                "--sweep", "0.01,0.05", "--margin", "pooled"])
+    table = runner.invoke(
+        app,
+        [
+            "predict",
+            "evaluate",
+            "--usage",
+            str(usage_csv),
+            "--resource",
+            "memory",
+            *FAST,
+            "--sweep",
+            "0.01,0.05",
+            "--margin",
+            "pooled",
+        ],
+    )
     assert table.exit_code == 0, table.output
     assert "kinship@0.05" in table.stdout and "at vpa's violation rate" in table.stdout
-    bad = runner.invoke(app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory",
-                              "--sweep", "0.01,2,x"])
+    bad = runner.invoke(
+        app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", "--sweep", "0.01,2,x"]
+    )
     assert bad.exit_code == 2
     assert "--sweep: 2 problems" in bad.stderr
     assert "must be between 0 and 1 exclusive: 2.0" in bad.stderr and "not a number: 'x'" in bad.stderr
-    no_sweep = runner.invoke(app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory",
-                                   "--curve", str(curve)])
+    no_sweep = runner.invoke(
+        app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", "--curve", str(curve)]
+    )
     assert no_sweep.exit_code == 2 and "--curve: needs --sweep" in no_sweep.stderr
