@@ -25,6 +25,8 @@
 #   KINSHIP_BIN           the kinship CLI (default .venv/bin/kinship, made by `make`)
 #   KUBE_BIN_DIR          prebuilt kube-apiserver, kube-scheduler, kube-controller-manager, kubectl
 #   ETCD_BIN              etcd binary (default: `etcd` in PATH, else apt-get install etcd-server)
+#   KINSHIP_PROFILING     true: serve Go pprof at /debug/pprof on each component's secure port
+#                         (read it with the admin certificate in pki/) and on etcd's client URL
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +35,7 @@ NODES="${KINSHIP_NODES:-8}"
 GPU_NODES="${KINSHIP_GPU_NODES:-}"
 EXTENDER_URL="${KINSHIP_EXTENDER_URL:-}"
 KINSHIP_BIN="${KINSHIP_BIN:-$ROOT/.venv/bin/kinship}"
+PROFILING="${KINSHIP_PROFILING:-false}"
 PURGE=0
 KUBE_VERSION="v1.36.2"
 SERVICE_CIDR="10.96.0.0/12"
@@ -342,6 +345,8 @@ cmd_up() {
     print_usage
     return 0
   fi
+  [[ "$PROFILING" == true || "$PROFILING" == false ]] \
+    || die "KINSHIP_PROFILING must be true or false, not '$PROFILING'"
   cmd_down 2>/dev/null # whatever is left of an earlier, partial run
   # a failed `up` stops what it started (the logs stay for a look)
   trap 'rc=$?; if (( rc != 0 )); then log "up failed; stopping what was started"; PURGE=0; cmd_down; fi' EXIT
@@ -397,7 +402,7 @@ EOF
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster "kinship=http://127.0.0.1:$etcd_peer_port" --initial-cluster-state new \
-    --logger zap --log-level warn
+    --logger zap --log-level warn --enable-pprof="$PROFILING"
   wait_for "etcd" 30 etcd curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health"
   # Move etcd past revision 1 before the API server starts. Its watch caches then begin
   # after revision 1, so a watch from resourceVersion "1" gets 410 Gone, as on any real
@@ -425,7 +430,7 @@ EOF
     --endpoint-reconciler-type=none \
     --authorization-mode=Node,RBAC \
     --allow-privileged=true \
-    --profiling=false
+    --profiling="$PROFILING"
   wait_for "kube-apiserver /readyz" 120 kube-apiserver api_ready
 
   log "starting kube-controller-manager (healthz 127.0.0.1:$kcm_port)"
@@ -438,7 +443,7 @@ EOF
     --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
-    --profiling=false
+    --profiling="$PROFILING"
 
   log "starting kube-scheduler (default-scheduler; healthz 127.0.0.1:$sched_port)"
   local sched_kc="$STATE/kube-scheduler.kubeconfig"
@@ -446,7 +451,7 @@ EOF
     --kubeconfig="$sched_kc" --authentication-kubeconfig="$sched_kc" --authorization-kubeconfig="$sched_kc" \
     --bind-address=127.0.0.1 --secure-port="$sched_port" \
     --leader-elect=false --kube-api-qps=1000 --kube-api-burst=2000 \
-    --profiling=false
+    --profiling="$PROFILING"
 
   log "applying CRDs from manifests/crds/"
   "$KUBECTL" apply -f "$ROOT/manifests/crds/" >/dev/null
@@ -464,7 +469,7 @@ EOF
   log "starting kube-scheduler with profile kinship (extender $EXTENDER_URL; healthz 127.0.0.1:$ksched_port)"
   start kinship-scheduler "$BIN/kube-scheduler" --config="$STATE/kinship-scheduler-config.yaml" \
     --authentication-kubeconfig="$sched_kc" --authorization-kubeconfig="$sched_kc" \
-    --bind-address=127.0.0.1 --secure-port="$ksched_port" --profiling=false
+    --bind-address=127.0.0.1 --secure-port="$ksched_port" --profiling="$PROFILING"
   wait_for "kinship kube-scheduler /healthz" 60 kinship-scheduler healthz "$ksched_port"
   # Pods are rejected by ServiceAccount admission until the controller made `default`.
   wait_for "ServiceAccount default/default" 60 kube-controller-manager \
