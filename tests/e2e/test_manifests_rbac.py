@@ -65,9 +65,10 @@ def extender_api(api: client.ApiClient, namespace: str) -> Iterator[client.ApiCl
         configuration.ssl_ca_cert = api.configuration.ssl_ca_cert
         configuration.api_key = {"authorization": f"Bearer {token.status.token}"}
         with client.ApiClient(configuration) as limited:
-            # The authorizer learns of new bindings through its own watch: wait until it has, so
-            # that a 403 below means a missing rule, not a binding a few milliseconds old.
-            eventually(lambda: _allowed(limited, "list", "nodes"))
+            # The authorizer learns of new bindings through its own watch: wait until it grants
+            # the role's first rule, so that a 403 below means a missing rule, not a binding a few
+            # milliseconds old.
+            eventually(lambda: _allowed(limited, role["rules"][0]))
             yield limited
     finally:
         with contextlib.suppress(client.ApiException):
@@ -75,8 +76,15 @@ def extender_api(api: client.ApiClient, namespace: str) -> Iterator[client.ApiCl
         rbac.delete_cluster_role(name)
 
 
-def _allowed(api: client.ApiClient, verb: str, resource: str) -> bool:
-    review = {"spec": {"resourceAttributes": {"verb": verb, "resource": resource}}}
+def _allowed(api: client.ApiClient, rule: dict[str, list[str]]) -> bool:
+    resource, _, subresource = rule["resources"][0].partition("/")
+    attributes = {
+        "group": rule["apiGroups"][0],
+        "resource": resource,
+        "subresource": subresource,
+        "verb": rule["verbs"][0],
+    }
+    review = {"spec": {"resourceAttributes": attributes}}
     return bool(client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed)
 
 
