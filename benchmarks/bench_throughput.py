@@ -12,17 +12,22 @@ by team as Deployments roll out, so the extender scores real graph terms and its
 wait (see docs/extender.md) is part of what is measured.
 Three schedulers: the default profile, "floor" (a kube-scheduler calling an extender that does no
 work, benchmarks/floor_app.py: the extender protocol's own cost here) and the kinship profile.
-Per run it also prints each component's CPU milliseconds per pod: on two cores they share one
-budget, so they say where a difference comes from.
+Per run it also prints each component's CPU milliseconds per pod (on two cores they share one
+budget, so they say where a difference comes from), the time its threads waited for a CPU, and
+kube-scheduler's mean scheduling cycle (filter and score, extender calls included: pods are
+scheduled one at a time, so this serial time bounds throughput) beside the extender's own time
+in its handlers.
 Published extender setups reach about 11% of the vanilla throughput; the target is >= 50%.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -83,14 +88,58 @@ def floor_scheduler(state: Path, env: dict[str, str]) -> Iterator[dict[str, int]
         app.wait(timeout=30)
 
 
+HANDLER_SECONDS = "kinship_extender_request_duration_seconds"
+
+
 def extender_counters(url: str) -> dict[str, float]:
-    """The extender's peer-wait counters (seconds waited, timeouts) from its /metrics."""
+    """The extender's peer-wait counters (seconds waited, timeouts) and its time in each verb's
+    handler (sum and count per verb), from its /metrics."""
     text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
     out = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name.startswith("kinship_extender_peer_bind_wait") and sample.name.endswith("_total"):
                 out[sample.name] = sample.value
+            elif sample.name in (f"{HANDLER_SECONDS}_sum", f"{HANDLER_SECONDS}_count"):
+                out[f"{sample.name}:{sample.labels['verb']}"] = sample.value
+    return out
+
+
+def scheduling_cycle(pid: int, state: Path) -> tuple[float, float]:
+    """(sum of seconds, count) of kube-scheduler's scheduling_algorithm_duration: filter and score
+    for one pod, extender calls included. Scheduling is one pod at a time, so this serial time
+    bounds throughput; binding runs beside it. Read from the scheduler's secure port with the
+    cluster's admin certificate."""
+    args = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    port = next(a.split("=", 1)[1] for a in args if a.startswith("--secure-port="))
+    context = ssl.create_default_context(cafile=None)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed serving cert
+    context.load_cert_chain(state / "pki" / "admin.crt", state / "pki" / "admin.key")
+    url = f"https://127.0.0.1:{port}/metrics"
+    text = urllib.request.urlopen(url, context=context, timeout=10).read().decode()
+    total = count = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "scheduler_scheduling_algorithm_duration_seconds_sum":
+                total += sample.value
+            elif sample.name == "scheduler_scheduling_algorithm_duration_seconds_count":
+                count += sample.value
+    return total, count
+
+
+def run_queue_wait(pids: dict[str, int]) -> dict[str, float]:
+    """Seconds each component's threads spent runnable but waiting for a CPU so far
+    (/proc/PID/task/*/schedstat, second field). On two cores this is where a serial chain of
+    processes (kube-scheduler -> extender -> kube-scheduler) loses its time."""
+    out = {}
+    for name, pid in pids.items():
+        waited = 0
+        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                waited += int(Path(path).read_text().split()[1])
+            except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+                continue
+        out[name] = waited / 1e9
     return out
 
 
@@ -288,6 +337,7 @@ def run_scale(
     bindings: Bindings,
     pids: dict[str, int],
     extender_url: str,
+    state: Path,
     nodes: int,
     teams: int,
     namespaces: list[str],
@@ -296,14 +346,18 @@ def run_scale(
     results: dict[str, dict[str, float]] = {}
     for label, scheduler, component in SCHEDULERS:
         batch = list(pods(teams, scheduler, f"{label}-t{nodes}"))  # names unique per scale
+        cycle_before = scheduling_cycle(pids[component], state)  # its port does not answer while paused
         with paused(pids[component]):
             create_all(core, batch)
             before, waits = cpu_seconds(pids), extender_counters(extender_url)
+            queued_before = run_queue_wait(pids)
             start = time.monotonic()  # resumed right after this block
         done = bindings.wait([(ns, p["metadata"]["name"]) for ns, p in batch], 600)
         elapsed = max(done) - start
-        after = cpu_seconds(pids)
+        after, queued_after = cpu_seconds(pids), run_queue_wait(pids)
         used = {c: after[c] - before[c] for c in pids}
+        queued = {c: queued_after[c] - queued_before[c] for c in pids}
+        cycle_after = scheduling_cycle(pids[component], state)
         waited = {k: v - waits.get(k, 0.0) for k, v in extender_counters(extender_url).items()}
         delete_all(core, namespaces)
         latencies = []
@@ -331,7 +385,22 @@ def run_scale(
             "           CPU ms per pod while binding the batch: "
             + ", ".join(f"{c} {1000 * used[c] / len(batch):.1f}" for c in pids)
         )
+        out(
+            "           waiting for a CPU, ms per pod: "
+            + ", ".join(f"{c} {1000 * queued[c] / len(batch):.1f}" for c in pids)
+        )
+        cycles = cycle_after[1] - cycle_before[1]
+        if cycles:
+            cycle_ms = 1000 * (cycle_after[0] - cycle_before[0]) / cycles
+            out(f"           scheduling cycle (filter + score, extender calls too): {cycle_ms:.1f} ms/pod")
         if label == "kinship":
+            handlers = []
+            for verb in ("filter", "prioritize"):
+                calls = waited.get(f"{HANDLER_SECONDS}_count:{verb}", 0)
+                if calls:
+                    handler_ms = 1000 * waited[f"{HANDLER_SECONDS}_sum:{verb}"] / calls
+                    handlers.append(f"{verb} {handler_ms:.2f} ms")
+            out("           extender handler time per call: " + ", ".join(handlers))
             wait_ms = 1000 * waited.get("kinship_extender_peer_bind_wait_seconds_total", 0) / len(batch)
             timeouts = waited.get("kinship_extender_peer_bind_wait_timeouts_total", 0)
             out(f"           extender peer-bind wait per pod: {wait_ms:.1f} ms, {timeouts:.0f} timeouts")
@@ -404,7 +473,7 @@ def main() -> None:
             have = n
             time.sleep(3)  # let both schedulers' and the extender's caches take the new nodes
             print(f"{n} nodes")
-            r = run_scale(core, bindings, pids, extender_url, n, teams, namespaces, print)
+            r = run_scale(core, bindings, pids, extender_url, state, n, teams, namespaces, print)
             table.append((n, r))
         bindings.stop()
         print_table(table)
