@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kinship.errors import InputError
+from kinship.errors import InputError, describe_validation_error
 
 
 class Weights(BaseModel):
@@ -98,5 +98,4 @@ def load_config(path: Path | None) -> ExtenderConfig:
     try:
         return ExtenderConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc']) or '<document>'}: {e['msg']}" for e in exc.errors()]
-        raise InputError(str(path), problems) from None
+        raise InputError(str(path), [describe_validation_error(e) for e in exc.errors()]) from None

@@ -166,7 +166,9 @@ def test_config_defaults_and_validation(tmp_path: Path) -> None:
         load_config(bad)
     text = err.value.render()
     assert "3 problems" in text
-    assert "profiles.min_confidence" in text and "profiles.max_age_seconds" in text
+    # the offending value is shown, as for AgentGraph and AgentProfile errors
+    assert "profiles.min_confidence: Input should be less than or equal to 1 (got 1.5)" in text
+    assert "profiles.max_age_seconds: Input should be greater than 0 (got 0)" in text
     assert "profiles.max_age: Extra inputs are not permitted" in text
 
 
