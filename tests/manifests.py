@@ -15,10 +15,9 @@ from typing import Any
 
 import yaml
 
-from tests.serving import ROOT
+from tests.serving import ROOT, STATE_DIR
 
 MANIFESTS = ROOT / "manifests"
-STATE_DIR = Path(os.environ.get("KINSHIP_STATE_DIR", Path.home() / ".cache" / "kinship" / "cluster"))
 KUBE_VERSION = "v1.36.2"  # hack/build-kube.sh and local-cluster.sh pin the same release
 
 

@@ -257,3 +257,13 @@ def graph(
     if observed is not None:
         obj["status"] = {"observedEdges": observed, "observedAt": _TS}
     return obj
+
+
+def profile(name: str, namespace: str, agent: str) -> dict[str, Any]:
+    """An AgentProfile with a spec only, as created before the predictor writes its status."""
+    return {
+        "apiVersion": "kinship.dev/v1alpha1",
+        "kind": "AgentProfile",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"agent": agent},
+    }

@@ -17,6 +17,8 @@ import httpx2 as httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# ./local-cluster.sh's state directory (its default, or where KINSHIP_STATE_DIR points it)
+STATE_DIR = Path(os.environ.get("KINSHIP_STATE_DIR", Path.home() / ".cache" / "kinship" / "cluster"))
 EXAMPLES = ROOT / "examples"
 
 

@@ -6,16 +6,13 @@ it running; otherwise they bring one up and take it down at the end.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.serving import ROOT
-
-STATE_DIR = Path(os.environ.get("KINSHIP_STATE_DIR", Path.home() / ".cache" / "kinship" / "cluster"))
+from tests.serving import ROOT, STATE_DIR
 
 
 def _script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -207,12 +207,7 @@ def test_agent_profiles_are_watched(api: client.ApiClient, namespace: str, exten
         return float(line.split()[1])
 
     before = cached()
-    profile = {
-        "apiVersion": "kinship.dev/v1alpha1",
-        "kind": "AgentProfile",
-        "metadata": {"name": "executor", "namespace": namespace},
-        "spec": {"agent": "executor"},
-    }
+    profile = k.profile("executor", namespace, "executor")
     custom.create_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentprofiles", profile)
     eventually(lambda: cached() == before + 1)
     custom.delete_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentprofiles", "executor")

@@ -165,12 +165,7 @@ def test_the_rendered_extender_role_is_enough_for_every_watch_and_the_bind(
         )
         graph = k.graph("team", namespace, [{"from": "planner", "to": "executor"}])
         custom.create_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentgraphs", graph)
-        profile = {
-            "apiVersion": "kinship.dev/v1alpha1",
-            "kind": "AgentProfile",
-            "metadata": {"name": "executor", "namespace": namespace},
-            "spec": {"agent": "executor"},
-        }
+        profile = k.profile("executor", namespace, "executor")
         custom.create_namespaced_custom_object("kinship.dev", "v1alpha1", namespace, "agentprofiles", profile)
         eventually(lambda: all(name in seen[kind] for kind, name in expected.items()))
 
