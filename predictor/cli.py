@@ -105,6 +105,10 @@ TargetOpt = Annotated[
     float | None,
     typer.Option("--target-violation", help="Share of samples allowed above the request (default 0.02)."),
 ]
+MarginOpt = Annotated[
+    MarginMode,
+    typer.Option(help="Margins per series (sharing the violation budget) or one pooled."),
+]
 
 
 @predict_app.command()
@@ -233,9 +237,7 @@ def evaluate(
     curve: Annotated[
         Path | None, typer.Option(help="PNG of slack vs violation rate (needs --sweep).")
     ] = None,
-    margin: Annotated[
-        MarginMode, typer.Option(help="Margins per series (sharing the violation budget) or one pooled.")
-    ] = MarginMode.SERIES,
+    margin: MarginOpt = MarginMode.SERIES,
 ) -> None:
     """Replay the trace in time order; print slack, violation rate and worst overrun per method."""
     from predictor.evaluate import evaluate as run
@@ -355,6 +357,7 @@ def train(
     create_missing: Annotated[
         bool, typer.Option(help="Create AgentProfiles that do not exist yet (spec.agent only).")
     ] = False,
+    margin: MarginOpt = MarginMode.SERIES,
 ) -> None:
     """Fit on the whole history and publish predicted peaks and recommended requests per agent."""
     import yaml
@@ -364,7 +367,9 @@ def train(
     from predictor.usage import read_usage
 
     try:
-        cfg = _config(horizon, window, target_violation, None, None)
+        cfg = _config(horizon, window, target_violation, None, None).with_overrides(
+            "--margin", margin_per_series=margin is MarginMode.SERIES
+        )
         table = read_usage(usage)
         models: dict[Resource, Any] | None = None
         if model is not None and not retrain:

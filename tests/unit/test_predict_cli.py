@@ -324,3 +324,28 @@ def test_evaluate_sweep_reads_the_curve_at_vpa_and_every_point_recomputes(
         app, ["predict", "evaluate", "--usage", str(usage_csv), "--resource", "memory", "--curve", str(curve)]
     )
     assert no_sweep.exit_code == 2 and "--curve: needs --sweep" in no_sweep.stderr
+
+
+def test_train_margin_mode_is_honoured_and_part_of_the_saved_models_config(
+    usage_csv: Path, tmp_path: Path
+) -> None:
+    """`train --margin pooled` fits one margin for all series, as `evaluate --margin pooled`
+    replays it; a saved model of the other mode is not reused."""
+    import pickle
+
+    model = tmp_path / "model.pkl"
+    base = ["predict", "train", "--usage", str(usage_csv), "--out", str(tmp_path / "p.yaml")]
+    base += ["--model", str(model), "--window", "1h"]
+
+    def series_margins() -> dict[str, int]:
+        models = pickle.loads(model.read_bytes())["models"]
+        return {res: len(getattr(m.estimator_, "group_names_", ())) for res, m in models.items()}
+
+    pooled = runner.invoke(app, [*base, "--margin", "pooled"])
+    assert pooled.exit_code == 0, pooled.output
+    assert set(series_margins().values()) == {0}
+    per_series = runner.invoke(app, [*base, "--margin", "series"])
+    assert per_series.exit_code == 0 and "different config; retraining" in per_series.stderr
+    assert set(series_margins().values()) == {len(SERVICES)}
+    wrong = runner.invoke(app, [*base, "--margin", "per-agent"])
+    assert wrong.exit_code == 2 and "--margin" in wrong.output
