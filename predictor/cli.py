@@ -238,6 +238,13 @@ def evaluate(
         Path | None, typer.Option(help="PNG of slack vs violation rate (needs --sweep).")
     ] = None,
     margin: MarginOpt = MarginMode.SERIES,
+    by_series: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each method's figures per series (method,series,slack,violation_rate,"
+            "worst_overrun,judged_samples): where a method wins or loses."
+        ),
+    ] = None,
 ) -> None:
     """Replay the trace in time order; print slack, violation rate and worst overrun per method."""
     from predictor.evaluate import evaluate as run
@@ -267,6 +274,8 @@ def evaluate(
         raise _fail(exc) from None
     if recommendations is not None:
         _write_recommendations(recommendations, result.recommendations)
+    if by_series is not None:
+        _write_by_series(by_series, table, res, result.recommendations, cfg.horizon_seconds)
     if plot is not None:
         from predictor.plot import plot_replay
 
@@ -322,6 +331,29 @@ def _progress(quiet: bool) -> Any:
         return rich_track(items, total=total, description="walk-forward refits", transient=True)
 
     return track
+
+
+def _write_by_series(path: Path, table: Any, res: Resource, recommendations: Any, horizon: float) -> None:
+    import csv
+
+    from predictor.evaluate import score_by_series
+
+    rows = score_by_series(table, res, recommendations, horizon)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(("method", "series", "slack", "violation_rate", "worst_overrun", "judged_samples"))
+        for (method, series), figures in sorted(rows.items()):
+            s = figures.scores
+            writer.writerow(
+                (
+                    method,
+                    series,
+                    repr(s.slack),
+                    repr(s.violation_rate),
+                    repr(s.worst_overrun),
+                    figures.judged_samples,
+                )
+            )
 
 
 def _write_recommendations(path: Path, recommendations: Any) -> None:

@@ -211,13 +211,21 @@ def _from(decisions: Mapping[str, SeriesWindows], first: float) -> dict[str, Ser
     return kept
 
 
-def score(
+@dataclass(frozen=True, slots=True)
+class SeriesScores:
+    """One method's figures on one series, with the sample count that weighs it in the pool."""
+
+    scores: Scores
+    judged_samples: int
+
+
+def _totals(
     usage: Mapping[str, Series],
     resource: Resource,
     recommendations: Iterable[Recommendation],
     horizon_seconds: float,
-) -> dict[str, Scores]:
-    """Slack, violation rate and worst overrun per method, from the raw samples.
+) -> dict[tuple[str, str], list[float]]:
+    """Per (method, series): [unused, requested, samples over, samples judged, worst overrun].
 
     A sample at time t is judged against the latest recommendation of its series and method made
     at or before t, if that one is less than a horizon old; samples with none are not judged.
@@ -225,7 +233,7 @@ def score(
     by_key: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for rec in recommendations:
         by_key.setdefault((rec.method, rec.series), []).append((rec.decision_seconds, rec.value))
-    totals: dict[str, list[float]] = {}
+    totals: dict[tuple[str, str], list[float]] = {}
     for (method, name), points in sorted(by_key.items()):
         points.sort()
         at = np.array([p[0] for p in points])
@@ -239,21 +247,53 @@ def score(
         r = value[index[covered]]
         u = u[covered]
         over = u > r
-        acc = totals.setdefault(method, [0.0, 0.0, 0.0, 0.0, 0.0])
-        acc[0] += float(np.sum(np.maximum(r - u, 0.0)))
-        acc[1] += float(np.sum(r))
-        acc[2] += float(np.sum(over))
-        acc[3] += float(len(u))
-        if over.any():
-            overrun = (u[over] - r[over]) / np.maximum(r[over], 1e-12)
-            acc[4] = max(acc[4], float(np.max(overrun)))
+        worst = float(np.max((u[over] - r[over]) / np.maximum(r[over], 1e-12))) if over.any() else 0.0
+        totals[(method, name)] = [
+            float(np.sum(np.maximum(r - u, 0.0))),
+            float(np.sum(r)),
+            float(np.sum(over)),
+            float(len(u)),
+            worst,
+        ]
+    return totals
+
+
+def _scores(acc: list[float]) -> Scores:
+    return Scores(
+        slack=acc[0] / acc[1] if acc[1] > 0 else 0.0,
+        violation_rate=acc[2] / acc[3] if acc[3] > 0 else 0.0,
+        worst_overrun=acc[4],
+    )
+
+
+def score(
+    usage: Mapping[str, Series],
+    resource: Resource,
+    recommendations: Iterable[Recommendation],
+    horizon_seconds: float,
+) -> dict[str, Scores]:
+    """Slack, violation rate and worst overrun per method, pooled over every judged sample."""
+    pooled: dict[str, list[float]] = {}
+    for (method, _), acc in _totals(usage, resource, recommendations, horizon_seconds).items():
+        into = pooled.setdefault(method, [0.0, 0.0, 0.0, 0.0, 0.0])
+        for i in range(4):
+            into[i] += acc[i]
+        into[4] = max(into[4], acc[4])
+    return {method: _scores(acc) for method, acc in pooled.items()}
+
+
+def score_by_series(
+    usage: Mapping[str, Series],
+    resource: Resource,
+    recommendations: Iterable[Recommendation],
+    horizon_seconds: float,
+) -> dict[tuple[str, str], SeriesScores]:
+    """The same figures per (method, series): which series a method wins or loses on. Pooling
+    them weighs each series by its requested total (slack) and judged samples (violations), so a
+    plain mean of these rows is not the pooled figure."""
     return {
-        method: Scores(
-            slack=acc[0] / acc[1] if acc[1] > 0 else 0.0,
-            violation_rate=acc[2] / acc[3] if acc[3] > 0 else 0.0,
-            worst_overrun=acc[4],
-        )
-        for method, acc in totals.items()
+        key: SeriesScores(_scores(acc), int(acc[3]))
+        for key, acc in _totals(usage, resource, recommendations, horizon_seconds).items()
     }
 
 
@@ -262,8 +302,10 @@ __all__ = [
     "Matched",
     "Recommendation",
     "Scores",
+    "SeriesScores",
     "SeriesWindows",
     "evaluate",
     "matched",
     "score",
+    "score_by_series",
 ]

@@ -72,6 +72,7 @@ def test_evaluate_json_matches_a_recomputation_from_the_recommendations_file(
 ) -> None:
     recs = tmp_path / "recs.csv"
     plot = tmp_path / "replay.png"
+    per_series = tmp_path / "by-series.csv"
     manifest = need(DATA / "manifests" / "online-boutique.yaml")
     result = runner.invoke(
         app,
@@ -90,11 +91,26 @@ def test_evaluate_json_matches_a_recomputation_from_the_recommendations_file(
             str(plot),
             "--declared",
             str(manifest),
+            "--by-series",
+            str(per_series),
         ],
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["resource"] == resource
+    # per series, pooled again by judged samples, the printed violation rate and worst overrun
+    with per_series.open() as handle:
+        series_rows = list(csv.DictReader(handle))
+    assert {(r["method"], r["series"]) for r in series_rows} == {
+        (m, s) for m in ("kinship", "vpa", "static") for s in SERVICES
+    }
+    for method, figures in printed["methods"].items():
+        mine = [r for r in series_rows if r["method"] == method]
+        judged = sum(int(r["judged_samples"]) for r in mine)
+        over = sum(float(r["violation_rate"]) * int(r["judged_samples"]) for r in mine)
+        assert over / judged == pytest.approx(figures["violation_rate"], rel=1e-9, abs=1e-12)
+        assert max(float(r["worst_overrun"]) for r in mine) == pytest.approx(figures["worst_overrun"])
+        assert all(0 <= float(r["slack"]) <= 1 for r in mine)
     assert set(printed["methods"]) == {"kinship", "vpa", "static"}
     recomputed = _recompute(usage_csv, recs, column, 3600.0)
     for method, figures in printed["methods"].items():
