@@ -219,13 +219,40 @@ class SeriesScores:
     judged_samples: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    """Sums over judged samples; adding two pools them (worst overrun: the larger)."""
+
+    unused: float = 0.0
+    requested: float = 0.0
+    over: float = 0.0
+    judged: float = 0.0
+    worst_overrun: float = 0.0
+
+    def __add__(self, other: _Totals) -> _Totals:
+        return _Totals(
+            self.unused + other.unused,
+            self.requested + other.requested,
+            self.over + other.over,
+            self.judged + other.judged,
+            max(self.worst_overrun, other.worst_overrun),
+        )
+
+    def scores(self) -> Scores:
+        return Scores(
+            slack=self.unused / self.requested if self.requested > 0 else 0.0,
+            violation_rate=self.over / self.judged if self.judged > 0 else 0.0,
+            worst_overrun=self.worst_overrun,
+        )
+
+
 def _totals(
     usage: Mapping[str, Series],
     resource: Resource,
     recommendations: Iterable[Recommendation],
     horizon_seconds: float,
-) -> dict[tuple[str, str], list[float]]:
-    """Per (method, series): [unused, requested, samples over, samples judged, worst overrun].
+) -> dict[tuple[str, str], _Totals]:
+    """Per (method, series).
 
     A sample at time t is judged against the latest recommendation of its series and method made
     at or before t, if that one is less than a horizon old; samples with none are not judged.
@@ -233,7 +260,7 @@ def _totals(
     by_key: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for rec in recommendations:
         by_key.setdefault((rec.method, rec.series), []).append((rec.decision_seconds, rec.value))
-    totals: dict[tuple[str, str], list[float]] = {}
+    totals: dict[tuple[str, str], _Totals] = {}
     for (method, name), points in sorted(by_key.items()):
         points.sort()
         at = np.array([p[0] for p in points])
@@ -248,22 +275,14 @@ def _totals(
         u = u[covered]
         over = u > r
         worst = float(np.max((u[over] - r[over]) / np.maximum(r[over], 1e-12))) if over.any() else 0.0
-        totals[(method, name)] = [
-            float(np.sum(np.maximum(r - u, 0.0))),
-            float(np.sum(r)),
-            float(np.sum(over)),
-            float(len(u)),
-            worst,
-        ]
+        totals[(method, name)] = _Totals(
+            unused=float(np.sum(np.maximum(r - u, 0.0))),
+            requested=float(np.sum(r)),
+            over=float(np.sum(over)),
+            judged=float(len(u)),
+            worst_overrun=worst,
+        )
     return totals
-
-
-def _scores(acc: list[float]) -> Scores:
-    return Scores(
-        slack=acc[0] / acc[1] if acc[1] > 0 else 0.0,
-        violation_rate=acc[2] / acc[3] if acc[3] > 0 else 0.0,
-        worst_overrun=acc[4],
-    )
 
 
 def score(
@@ -273,13 +292,10 @@ def score(
     horizon_seconds: float,
 ) -> dict[str, Scores]:
     """Slack, violation rate and worst overrun per method, pooled over every judged sample."""
-    pooled: dict[str, list[float]] = {}
-    for (method, _), acc in _totals(usage, resource, recommendations, horizon_seconds).items():
-        into = pooled.setdefault(method, [0.0, 0.0, 0.0, 0.0, 0.0])
-        for i in range(4):
-            into[i] += acc[i]
-        into[4] = max(into[4], acc[4])
-    return {method: _scores(acc) for method, acc in pooled.items()}
+    pooled: dict[str, _Totals] = {}
+    for (method, _), totals in _totals(usage, resource, recommendations, horizon_seconds).items():
+        pooled[method] = pooled.get(method, _Totals()) + totals
+    return {method: totals.scores() for method, totals in pooled.items()}
 
 
 def score_by_series(
@@ -292,8 +308,8 @@ def score_by_series(
     them weighs each series by its requested total (slack) and judged samples (violations), so a
     plain mean of these rows is not the pooled figure."""
     return {
-        key: SeriesScores(_scores(acc), int(acc[3]))
-        for key, acc in _totals(usage, resource, recommendations, horizon_seconds).items()
+        key: SeriesScores(totals.scores(), int(totals.judged))
+        for key, totals in _totals(usage, resource, recommendations, horizon_seconds).items()
     }
 
 
