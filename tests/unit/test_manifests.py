@@ -105,6 +105,15 @@ def test_the_extender_command_is_kinship_serve_in_cluster_mode_with_the_shipped_
     assert load_config(config) == load_config(None)  # ships the defaults, which live in the code
 
 
+def test_the_extender_image_is_the_release_pyproject_declares() -> None:
+    """The image tag is set by hand in kustomization.yaml; a release that bumps pyproject's
+    version and forgets the tag would deploy the previous extender."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert container("kinship-extender")["image"] == f"kinship:{version}"
+
+
 def test_probe_and_scrape_paths_are_routes_of_the_extender(client: TestClient) -> None:
     extender = container("kinship-extender")
     for probe in ("readinessProbe", "livenessProbe"):
