@@ -43,21 +43,9 @@ def test_train_applies_status_with_its_field_manager_and_never_spec(
     usage = tmp_path / "usage.csv"
     write_usage(usage, onlineboutique(("frontend", "cartservice")))
 
-    result = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            "train",
-            "--usage",
-            str(usage),
-            "--namespace",
-            NAMESPACE,
-            "--window",
-            "1h",
-            "--kubeconfig",
-            str(kubeconfig),
-        ],
-    )
+    train = ["predict", "train", "--usage", str(usage), "--namespace", NAMESPACE, "--window", "1h"]
+    train += ["--kubeconfig", str(kubeconfig)]
+    result = CliRunner().invoke(app, train)
     assert result.exit_code == 0, result.output
     assert "applied 1, created 0, missing 1 (use --create-missing): default/cartservice" in result.stderr
 
@@ -76,22 +64,7 @@ def test_train_applies_status_with_its_field_manager_and_never_spec(
     ]
     assert spec_owners == ["team-gitops"]
 
-    created = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            "train",
-            "--usage",
-            str(usage),
-            "--namespace",
-            NAMESPACE,
-            "--window",
-            "1h",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--create-missing",
-        ],
-    )
+    created = CliRunner().invoke(app, [*train, "--create-missing"])
     assert created.exit_code == 0, created.output
     assert "applied 1, created 1, missing 0" in created.stderr
     cart = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "cartservice")
