@@ -31,10 +31,11 @@ def extender_calls() -> float:
     )
 
 
-def cached_graphs() -> float:
+def cached(kind: str) -> float:
+    """How many objects of `kind` (nodes, agentgraphs, ...) the cluster's extender holds."""
     text = httpx.get(f"{cluster_env()['KINSHIP_EXTENDER_URL']}/metrics", timeout=5).text
     line = next(
-        x for x in text.splitlines() if x.startswith('kinship_extender_cache_objects{kind="agentgraphs"}')
+        x for x in text.splitlines() if x.startswith(f'kinship_extender_cache_objects{{kind="{kind}"}}')
     )
     return float(line.rsplit(" ", 1)[1])
 
@@ -47,11 +48,11 @@ def example_team(namespace: str, scheduler: str | None = "kinship", copy_of: str
 def deploy_team(api: client.ApiClient, team: Team, one_by_one: bool = False) -> None:
     """The graph reaches the extender's cache before the first pod is scheduled, as when a team
     applies its graph with GitOps; see kinship.demo.deploy."""
-    before = cached_graphs()
+    before = cached("agentgraphs")
 
     def graphs_cached() -> None:
         deadline = time.monotonic() + 20
-        while cached_graphs() < before + len(team.graphs) and time.monotonic() < deadline:
+        while cached("agentgraphs") < before + len(team.graphs) and time.monotonic() < deadline:
             time.sleep(0.1)
 
     deploy(api, team, one_by_one=one_by_one, after_graphs=graphs_cached)
