@@ -44,6 +44,8 @@ import yaml
 from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
+from kinship.demo import TrafficShare, traffic_share
+from kinship.graph import parse_agent_graph
 from tests.serving import ROOT, extra_kube_scheduler, free_port, wait_ready
 
 AGENTS_PER_TEAM = 5
@@ -155,10 +157,18 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
+def node_name(i: int) -> str:
+    return f"bench-node-{i:05d}"
+
+
+def node_zone(i: int) -> str:
+    return f"zone-{'abc'[i % 3]}"
+
+
 def node(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """A fake node like local-cluster.sh's: 16 CPU, 64 GiB, zones a/b/c; every 10th has 4 GPUs."""
-    name = f"bench-node-{i:05d}"
-    labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": f"zone-{'abc'[i % 3]}"}
+    name = node_name(i)
+    labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": node_zone(i)}
     res = {"cpu": "16", "memory": "64Gi", "pods": "110"}
     if i % 10 == 9:
         res["nvidia.com/gpu"] = "4"
@@ -231,11 +241,29 @@ def pods(teams: int, scheduler: str, tag: str) -> Iterator[tuple[str, dict[str, 
                 )
 
 
+def crossing(
+    batch: list[tuple[str, dict[str, Any]]], node_of: dict[tuple[str, str], str], nodes: int
+) -> TrafficShare:
+    """Placement quality of a batch: the share of each team's graph traffic that crosses nodes
+    (and zones), measured as the demo measures it, averaged over the teams (all alike)."""
+    graph = parse_agent_graph(team_graph("bench"), "the benchmark's team graph")
+    zone_of = {node_name(i): node_zone(i) for i in range(nodes)}
+    teams: dict[str, dict[str, list[str]]] = {}
+    for ns, pod in batch:
+        agent = pod["metadata"]["labels"]["kinship.dev/agent"]
+        teams.setdefault(ns, {}).setdefault(agent, []).append(node_of[(ns, pod["metadata"]["name"])])
+    shares = [traffic_share([graph], placement, zone_of) for placement in teams.values()]
+    return TrafficShare(
+        float(np.mean([s.cross_node for s in shares])), float(np.mean([s.cross_zone for s in shares]))
+    )
+
+
 class Bindings:
     """Watches pods and stamps when each one's binding arrives (monotonic clock)."""
 
     def __init__(self, core: Any) -> None:
         self.core, self.bound, self.lock = core, {}, threading.Lock()
+        self.node_of: dict[tuple[str, str], str] = {}  # where each pod was bound
         self._response: Any = None
         self._stopping, self.error, self.polled = False, None, 0
         rv = core.list_pod_for_all_namespaces(limit=1).metadata.resource_version
@@ -264,8 +292,10 @@ class Bindings:
                         if event["type"] == "ERROR":
                             raise RuntimeError(f"watch error: {event['object']}")
                         rv = meta["resourceVersion"]
+                        key = (meta["namespace"], meta["name"])
                         with self.lock:
-                            self.bound.setdefault((meta["namespace"], meta["name"]), now)
+                            self.bound.setdefault(key, now)
+                            self.node_of[key] = event["object"]["spec"]["nodeName"]
         except Exception as exc:  # the stream ends with an error when the cluster goes down first
             if not self._stopping:
                 self.error = exc
@@ -303,6 +333,7 @@ class Bindings:
                     key = (ns, pod.metadata.name)
                     if key in missing and key not in self.bound:
                         self.bound[key] = time.monotonic()
+                        self.node_of[key] = pod.spec.node_name
                         self.polled += 1
 
     def stop(self) -> None:
@@ -358,6 +389,8 @@ def run_scale(
         used = {c: after[c] - before[c] for c in pids}
         queued = {c: queued_after[c] - queued_before[c] for c in pids}
         cycle_after = scheduling_cycle(pids[component], state)
+        with bindings.lock:
+            share = crossing(batch, bindings.node_of, nodes)
         waited = {k: v - waits.get(k, 0.0) for k, v in extender_counters(extender_url).items()}
         delete_all(core, namespaces)
         latencies = []
@@ -373,6 +406,8 @@ def run_scale(
             "pods_per_second": len(batch) / elapsed,
             "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)),
+            "cross_node": share.cross_node,
+            "cross_zone": share.cross_zone,
         }
         if bindings.polled:
             out(f"  ({bindings.polled} bindings missed by the watch, stamped late by polling)")
@@ -381,6 +416,7 @@ def run_scale(
             f"  {label:8} {results[label]['pods_per_second']:7.1f} pods/s   latency p50 "
             f"{results[label]['p50_ms']:6.1f} ms  p99 {results[label]['p99_ms']:6.1f} ms"
         )
+        out(f"           graph traffic crossing nodes {share.cross_node:.0%}, zones {share.cross_zone:.0%}")
         out(
             "           CPU ms per pod while binding the batch: "
             + ", ".join(f"{c} {1000 * used[c] / len(batch):.1f}" for c in pids)
@@ -420,15 +456,18 @@ def create_teams(core: Any, custom: Any, namespaces: list[str]) -> None:
 def print_table(table: list[tuple[int, dict[str, dict[str, float]]]]) -> None:
     print(
         "\n| nodes | pods/s default / floor / kinship | kinship vs default | floor vs default "
-        "| kinship vs floor | p50 / p99 ms default | floor | kinship |"
+        "| kinship vs floor | p50 / p99 ms default | floor | kinship "
+        "| traffic crossing nodes default / floor / kinship |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n, r in table:
         d, f, k = (r[label]["pods_per_second"] for label in ("default", "floor", "kinship"))
         lat = [f"{r[x]['p50_ms']:.0f} / {r[x]['p99_ms']:.0f}" for x in ("default", "floor", "kinship")]
         print(
             f"| {n} | {d:.0f} / {f:.0f} / {k:.0f} | {k / d:.0%} | {f / d:.0%} | {k / f:.0%} | "
             + " | ".join(lat)
+            + " | "
+            + " / ".join(f"{r[x]['cross_node']:.0%}" for x in ("default", "floor", "kinship"))
             + " |"
         )
 
