@@ -35,4 +35,4 @@ bench: $(VENV)/.synced
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy kinship extender profiler
+	$(VENV)/bin/mypy kinship extender profiler predictor

@@ -12,8 +12,9 @@ by team as Deployments roll out, so the extender scores real graph terms and its
 wait (see docs/extender.md) is part of what is measured.
 Three schedulers: the default profile, "floor" (a kube-scheduler calling an extender that does no
 work, benchmarks/floor_app.py: the extender protocol's own cost here) and the kinship profile.
-Per run it also prints each component's CPU milliseconds per pod (on two cores they share one
-budget, so they say where a difference comes from), the time its threads waited for a CPU, and
+Per run it also prints each component's CPU milliseconds per pod and their sum (on two cores
+they share one budget, so the sum bounds throughput and the parts say where a difference comes
+from), the time its threads waited for a CPU, and
 kube-scheduler's mean scheduling cycle (filter and score, extender calls included: pods are
 scheduled one at a time, so this serial time bounds throughput) beside the extender's own time
 in its handlers.
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 import yaml
 from kubernetes import client, config
+from numpy.typing import NDArray
 from prometheus_client.parser import text_string_to_metric_families
 
 from kinship.demo import TrafficShare, traffic_share
@@ -262,10 +264,12 @@ class Bindings:
     """Watches pods and stamps when each one's binding arrives (monotonic clock)."""
 
     def __init__(self, core: Any) -> None:
-        self.core, self.bound, self.lock = core, {}, threading.Lock()
+        self.core, self.lock = core, threading.Lock()
+        self.bound: dict[tuple[str, str], float] = {}  # when each pod's binding was seen
         self.node_of: dict[tuple[str, str], str] = {}  # where each pod was bound
         self._response: Any = None
-        self._stopping, self.error, self.polled = False, None, 0
+        self._stopping, self.polled = False, 0
+        self.error: Exception | None = None
         rv = core.list_pod_for_all_namespaces(limit=1).metadata.resource_version
         self._thread = threading.Thread(target=self._run, args=(rv,), daemon=True)
         self._thread.start()
@@ -393,15 +397,8 @@ def run_scale(
             share = crossing(batch, bindings.node_of, nodes)
         waited = {k: v - waits.get(k, 0.0) for k, v in extender_counters(extender_url).items()}
         delete_all(core, namespaces)
-        latencies = []
-        for ns, p in list(pods(teams, scheduler, f"{label}-l{nodes}"))[:LATENCY_PODS]:
-            core.create_namespaced_pod(ns, p)
-            created = time.monotonic()
-            (bound,) = bindings.wait([(ns, p["metadata"]["name"])], 60)
-            latencies.append(bound - created)
-            time.sleep(LATENCY_GAP_SECONDS)
+        ms = latencies_ms(core, bindings, list(pods(teams, scheduler, f"{label}-l{nodes}"))[:LATENCY_PODS])
         delete_all(core, namespaces)
-        ms = np.array(latencies) * 1000
         results[label] = {
             "pods_per_second": len(batch) / elapsed,
             "p50_ms": float(np.percentile(ms, 50)),
@@ -417,30 +414,60 @@ def run_scale(
             f"{results[label]['p50_ms']:6.1f} ms  p99 {results[label]['p99_ms']:6.1f} ms"
         )
         out(f"           graph traffic crossing nodes {share.cross_node:.0%}, zones {share.cross_zone:.0%}")
-        out(
-            "           CPU ms per pod while binding the batch: "
-            + ", ".join(f"{c} {1000 * used[c] / len(batch):.1f}" for c in pids)
-        )
-        out(
-            "           waiting for a CPU, ms per pod: "
-            + ", ".join(f"{c} {1000 * queued[c] / len(batch):.1f}" for c in pids)
-        )
+        print_costs(out, used, queued, len(batch), elapsed)
         cycles = cycle_after[1] - cycle_before[1]
         if cycles:
             cycle_ms = 1000 * (cycle_after[0] - cycle_before[0]) / cycles
             out(f"           scheduling cycle (filter + score, extender calls too): {cycle_ms:.1f} ms/pod")
         if label == "kinship":
-            handlers = []
-            for verb in ("filter", "prioritize"):
-                calls = waited.get(f"{HANDLER_SECONDS}_count:{verb}", 0)
-                if calls:
-                    handler_ms = 1000 * waited[f"{HANDLER_SECONDS}_sum:{verb}"] / calls
-                    handlers.append(f"{verb} {handler_ms:.2f} ms")
-            out("           extender handler time per call: " + ", ".join(handlers))
-            wait_ms = 1000 * waited.get("kinship_extender_peer_bind_wait_seconds_total", 0) / len(batch)
-            timeouts = waited.get("kinship_extender_peer_bind_wait_timeouts_total", 0)
-            out(f"           extender peer-bind wait per pod: {wait_ms:.1f} ms, {timeouts:.0f} timeouts")
+            print_extender(out, waited, len(batch))
     return results
+
+
+def latencies_ms(
+    core: Any, bindings: Bindings, batch: list[tuple[str, dict[str, Any]]]
+) -> NDArray[np.float64]:
+    """Each pod created alone, LATENCY_GAP_SECONDS apart: create call returned -> binding seen."""
+    latencies = []
+    for ns, p in batch:
+        core.create_namespaced_pod(ns, p)
+        created = time.monotonic()
+        (bound,) = bindings.wait([(ns, p["metadata"]["name"])], 60)
+        latencies.append(bound - created)
+        time.sleep(LATENCY_GAP_SECONDS)
+    return np.array(latencies) * 1000
+
+
+def print_costs(
+    out: Callable[[str], None], used: dict[str, float], queued: dict[str, float], pods: int, elapsed: float
+) -> None:
+    out(
+        "           CPU ms per pod while binding the batch: "
+        + ", ".join(f"{c} {1000 * v / pods:.1f}" for c, v in used.items())
+    )
+    total_ms = 1000 * sum(used.values()) / pods
+    cores = len(os.sched_getaffinity(0))
+    out(
+        f"           all of them: {total_ms:.1f} CPU ms per pod, a ceiling of "
+        f"{1000 * cores / total_ms:.0f} pods/s on {cores} CPUs (measured {pods / elapsed:.0f})"
+    )
+    out(
+        "           waiting for a CPU, ms per pod: "
+        + ", ".join(f"{c} {1000 * v / pods:.1f}" for c, v in queued.items())
+    )
+
+
+def print_extender(out: Callable[[str], None], waited: dict[str, float], pods: int) -> None:
+    handlers = []
+    for verb in ("filter", "prioritize"):
+        calls = waited.get(f"{HANDLER_SECONDS}_count:{verb}", 0)
+        if calls:
+            handler_ms = 1000 * waited[f"{HANDLER_SECONDS}_sum:{verb}"] / calls
+            handlers.append(f"{verb} {handler_ms:.2f} ms")
+    out("           extender handler time per call: " + ", ".join(handlers))
+    wait_ms = 1000 * waited.get("kinship_extender_peer_bind_wait_seconds_total", 0) / pods
+    timeouts = waited.get("kinship_extender_peer_bind_wait_timeouts_total", 0)
+    out(f"           extender peer-bind wait per pod: {wait_ms:.1f} ms, {timeouts:.0f} timeouts")
 
 
 def create_teams(core: Any, custom: Any, namespaces: list[str]) -> None:
