@@ -3,7 +3,7 @@
 Past 100 nodes kube-scheduler stops filtering once it has found max(100, (50 - nodes/125) %)
 feasible nodes, starting each pod where the previous one stopped, and only those reach the
 extender. The kinship profile sets `percentageOfNodesToScore: 100`. Without it, a chain of agents
-rolled out one by one on 308 nodes never ends on one node: each pod's window of 144 nodes starts
+rolled out one by one on 308 nodes never ends on one node: each pod's window of 147 nodes starts
 where the previous pod's ended, so the node its peer just took is never a candidate.
 """
 
