@@ -187,7 +187,7 @@ class Extender:
         if agent is None or limit <= 0 or not self.state.watched:
             return
         with self.state.lock:
-            agents = frozenset([agent, *(n.agent for n in self.state.neighbours(pod.namespace, agent))])
+            agents = placement.scoring_agents(self.state, pod.namespace, agent)
         start = time.monotonic()
         waited = False
         while self.state.in_flight(pod.namespace, agents, pod.key, time.monotonic()):

@@ -67,6 +67,12 @@ def header_lines(ctx: PodContext, prio: Priorities | None, state: ClusterState) 
         else:
             where = "runs on not placed"
         yield f"  peer {nb.agent}: weight {nb.weight:.2f}{req}; {where}"
+    for r, slots in prio.relayed if prio else []:
+        where = ", ".join(sorted(n for n in map(state.node_name, slots.tolist()) if n))
+        yield (
+            f"  peer {r.peer.agent} of {r.via} (Required, not placed yet: it will join this pod): "
+            f"weight {r.peer.weight:.2f}; runs on {where}"
+        )
     cpu, memory = ctx.peak
     yield (
         f"  predicted peak: cpu {cpu / 1000:g} cores (from {ctx.peak_source('cpu')}), "

@@ -22,6 +22,40 @@ TERMS = ("communication", "spread", "gpu", "spike_correlation")
 
 
 @dataclass(frozen=True, slots=True)
+class Relayed:
+    """A neighbour of a Required partner that has no pod placed yet.
+
+    The partner will have to join this pod on its node, so its traffic will leave from here too:
+    the pod is scored as if the partner's other edges were its own. Without this, whichever of two
+    Required partners is scheduled first ignores where the other one's peers run, and the pair
+    then sits away from them (an Argo CD MCP server placed before its agent drags the agent away
+    from the orchestrator). One hop only, and for scoring only: the filter enforces this pod's own
+    Required edges, not the partner's.
+    """
+
+    via: str  # the Required partner, not placed yet
+    peer: Neighbour  # the partner's neighbour, with the partner's edge weight
+
+
+def relayed_neighbours(state: ClusterState, namespace: str, agent: str) -> tuple[Relayed, ...]:
+    return tuple(
+        Relayed(nb.agent, other)
+        for nb in state.neighbours(namespace, agent)
+        if nb.colocation is Colocation.REQUIRED and state.placement(namespace, nb.agent)[0].size == 0
+        for other in state.neighbours(namespace, nb.agent)
+        if other.agent != agent and other.weight > 0
+    )
+
+
+def scoring_agents(state: ClusterState, namespace: str, agent: str) -> frozenset[str]:
+    """Every agent whose placement a pod of `agent` is scored by: itself (spread), its neighbours
+    and the relayed ones. The pod waits for in-flight pods of these (`wait_for_peers`)."""
+    direct = (nb.agent for nb in state.neighbours(namespace, agent))
+    relayed = (r.peer.agent for r in relayed_neighbours(state, namespace, agent))
+    return frozenset([agent, *direct, *relayed])
+
+
+@dataclass(frozen=True, slots=True)
 class PodContext:
     namespace: str
     name: str
@@ -31,6 +65,7 @@ class PodContext:
     profile: SpikeProfile | None  # the agent's AgentProfile, if the predictor has published one
     cpu_request_millicores: float
     memory_request_bytes: float
+    relayed: tuple[Relayed, ...] = ()
 
     @classmethod
     def of(cls, pod: Pod, state: ClusterState) -> PodContext:
@@ -42,7 +77,8 @@ class PodContext:
         agent = pod.agent
         neighbours = state.neighbours(pod.namespace, agent) if agent else ()
         profile = state.profile(pod.namespace, agent) if agent else None
-        return cls(pod.namespace, pod.metadata.name, agent, gpus, neighbours, profile, cpu, memory)
+        relayed = relayed_neighbours(state, pod.namespace, agent) if agent else ()
+        return cls(pod.namespace, pod.metadata.name, agent, gpus, neighbours, profile, cpu, memory, relayed)
 
     @property
     def peak(self) -> tuple[float, float]:
@@ -282,6 +318,8 @@ class Priorities:
     correlated: list[tuple[str, float, NDArray[np.intp]]] = field(default_factory=list)
     # neighbours with no pod placed yet, counted where their pending GPU pod is expected to land
     anticipated: list[tuple[Neighbour, NDArray[np.intp]]] = field(default_factory=list)
+    # placed neighbours of an unplaced Required partner, and the slots hosting them
+    relayed: list[tuple[Relayed, NDArray[np.intp]]] = field(default_factory=list)
 
 
 def _peer_placements(
@@ -290,9 +328,11 @@ def _peer_placements(
     cand: Candidates,
     peers: list[tuple[Neighbour, NDArray[np.intp]]],
     anticipated: list[tuple[Neighbour, NDArray[np.intp]]],
+    relayed: list[tuple[Relayed, NDArray[np.intp]]],
 ) -> list[scoring.PeerPlacement]:
     """Where each weighted neighbour runs, or for a GPU agent with nothing placed yet, where its
-    pending pod is expected to land; appends each to `peers` or `anticipated` for explain."""
+    pending pod is expected to land, then where the relayed neighbours run; appends each to
+    `peers`, `anticipated` or `relayed` for explain."""
     placements = []
     for nb in ctx.neighbours:
         if nb.weight <= 0:
@@ -308,6 +348,14 @@ def _peer_placements(
         placements.append(
             scoring.PeerPlacement(nb.weight, cand.position_of(slots), counts, state.zone_id[slots])
         )
+    for r in ctx.relayed:
+        slots, counts = state.placement(ctx.namespace, r.peer.agent)
+        if slots.size == 0:
+            continue
+        relayed.append((r, slots))
+        placements.append(
+            scoring.PeerPlacement(r.peer.weight, cand.position_of(slots), counts, state.zone_id[slots])
+        )
     return placements
 
 
@@ -319,7 +367,8 @@ def run_prioritize(
     peers: list[tuple[Neighbour, NDArray[np.intp]]] = []
 
     anticipated: list[tuple[Neighbour, NDArray[np.intp]]] = []
-    placements = _peer_placements(state, ctx, cand, peers, anticipated)
+    relayed: list[tuple[Relayed, NDArray[np.intp]]] = []
+    placements = _peer_placements(state, ctx, cand, peers, anticipated, relayed)
     if placements:
         raw = scoring.communication(cand.zones, placements, config.same_zone_fraction, state.zone_count)
         comm = scoring.normalized(raw)
@@ -370,4 +419,5 @@ def run_prioritize(
         peers=peers,
         correlated=correlated,
         anticipated=anticipated,
+        relayed=relayed,
     )

@@ -255,3 +255,50 @@ def test_offline_mode_never_waits(client: TestClient) -> None:
     client.post("/filter", json=args(k.pod("orchestrator-x", "ops", deployment="orchestrator")))
     client.post("/prioritize", json=args(k.pod("docs-1", "ops", deployment="docs-agent")))
     assert "kinship_extender_peer_bind_wait_seconds_total 0.0" in client.get("/metrics").text
+
+
+def _relay_client(tmp_path, **config) -> TestClient:  # type: ignore[no-untyped-def]
+    """The ops pods of the shared snapshot (orchestrator on n-a1), with a docs agent that has no
+    pod yet and a docs index that must share its node."""
+    import json
+
+    import yaml
+
+    from extender.app import create_app
+    from extender.config import ExtenderConfig
+    from extender.offline import build_state
+    from tests.conftest import NODES, PODS
+
+    snap, graphs = tmp_path / "snapshot.json", tmp_path / "graphs.yaml"
+    snap.write_text(json.dumps(k.snapshot(NODES, PODS)))
+    edges = [
+        {"from": "orchestrator", "to": "docs-agent", "weight": 50},
+        {"from": "docs-agent", "to": "docs-index", "weight": 10, "colocation": "Required"},
+    ]
+    graphs.write_text(yaml.safe_dump(k.graph("ops", "ops", edges)))
+    state = build_state(snap, [graphs], 0.5)
+    state.watched = bool(config.pop("watched", False))
+    return TestClient(create_app(state, ExtenderConfig(**config)))
+
+
+def test_a_pod_is_scored_by_the_peers_of_its_unplaced_required_partner(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The docs index is scheduled before the docs agent, which must then join it (Required):
+    it heads for the orchestrator, the docs agent's chatty peer, instead of any free node."""
+    client = _relay_client(tmp_path)
+    index = k.pod("docs-index-0", "ops", agent_label="docs-index")
+    with caplog.at_level("DEBUG", logger="kinship.extender"):
+        got = scores(client, index)
+    assert got["n-a1"] == 10  # the orchestrator's node
+    assert got["n-a2"] > got["n-b1"]  # its zone before the others
+    assert max(got, key=got.__getitem__) == "n-a1"
+    assert "peer orchestrator of docs-agent (Required, not placed yet: it will join this pod)" in caplog.text
+
+
+def test_a_pod_waits_for_in_flight_peers_of_its_unplaced_required_partner(tmp_path) -> None:
+    client = _relay_client(tmp_path, watched=True, peer_bind_wait_seconds=0.2)
+    client.post("/filter", json=args(k.pod("orchestrator-x", "ops", deployment="orchestrator")))
+    r = client.post("/prioritize", json=args(k.pod("docs-index-0", "ops", agent_label="docs-index")))
+    assert r.status_code == 200
+    assert "kinship_extender_peer_bind_wait_timeouts_total 1.0" in client.get("/metrics").text
