@@ -8,6 +8,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kinship.errors import InputError, describe_validation_error
+from kinship.profile import ProfilePolicy
+
+__all__ = ["ExtenderConfig", "ProfilePolicy", "Weights", "load_config"]
 
 
 class Weights(BaseModel):
@@ -31,25 +34,6 @@ class Weights(BaseModel):
     # already rejects nodes where the predicted peaks do not fit, so this is a tie-breaker for
     # headroom, and it must not pull an agent away from the peers it talks to.
     spike_correlation: float = Field(default=1.0, ge=0)
-
-
-class ProfilePolicy(BaseModel):
-    """Which AgentProfiles spike-aware placement trusts. An ignored profile counts as none: the
-    pod's declared requests stand in for its predicted peak. Checked when a profile is read
-    (watch event, relist, file), not on every request."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # The predictor aims its peak at 90 % of held-out windows (peak_coverage_fraction) and
-    # publishes the share it reached as `confidence`. Below one half the peak was exceeded more
-    # often than not, so trusting it would shrink pods below what they use; between one half and
-    # the target a drifting series still beats its declared requests, which are usually far off.
-    min_confidence: float = Field(default=0.5, ge=0, le=1)
-    # Usage drifts (new models, prompts, traffic), and a predictor that stopped running would
-    # otherwise leave its last peaks in force for good. A week spans a weekly cycle and lets a
-    # daily retraining miss several runs before its pods fall back to requests. Not
-    # `horizonSeconds` (1 h): one late predictor run must not flip every pod to its requests.
-    max_age_seconds: float = Field(default=7 * 86400.0, gt=0)
 
 
 class ExtenderConfig(BaseModel):

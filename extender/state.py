@@ -15,7 +15,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,7 +31,7 @@ from extender.objects import (
     pod_resource_request,
 )
 from kinship.graph import AgentGraph, Neighbour, team_adjacency
-from kinship.profile import AgentProfile
+from kinship.profile import AgentProfile, stale_reason, unconfident_reason
 
 log = logging.getLogger("kinship.extender.state")
 AgentKey = tuple[str, str]  # (namespace, agent)
@@ -115,8 +114,8 @@ class SpikeProfile:
         A stale one also loses its correlations (measured over the same old window); a
         low-confidence one keeps them, since confidence grades the peak model, not the Pearson
         coefficients."""
-        stale = _stale(profile.status.lastTrained, policy.max_age_seconds, now)
-        ignored = stale or _unconfident(profile.status.confidence, policy.min_confidence)
+        stale = stale_reason(profile.status.lastTrained, policy.max_age_seconds, now)
+        ignored = stale or unconfident_reason(profile.status.confidence, policy.min_confidence)
         pairs = []
         for c in () if stale else profile.status.correlations:
             known = [v for v in (c.cpu, c.memory) if v is not None]
@@ -126,33 +125,6 @@ class SpikeProfile:
             return cls(None, None, tuple(pairs), ignored)
         totals = profile.peak_totals()
         return cls(totals.cpuMillicores, totals.memoryBytes, tuple(pairs))
-
-
-def _stale(last_trained: str | None, max_age_seconds: float, now: float) -> str | None:
-    # Without lastTrained (hand-written profiles, other producers) the age is unknown, and an
-    # unknown age is no evidence of staleness: such a profile is taken as it is.
-    if last_trained is None:
-        return None
-    try:
-        trained = datetime.fromisoformat(last_trained)
-    except ValueError:
-        return f"lastTrained {last_trained!r} is not an RFC 3339 time"
-    if trained.tzinfo is None:
-        trained = trained.replace(tzinfo=UTC)
-    if now - trained.timestamp() <= max_age_seconds:
-        return None
-    # No age in the text: the same profile read again at a relist must compare equal, or every
-    # relist would recompute its nodes' sums and log it again.
-    return (
-        f"lastTrained {last_trained} is more than profiles.max_age_seconds "
-        f"({max_age_seconds / 86400:g} days) before it was read"
-    )
-
-
-def _unconfident(confidence: float | None, min_confidence: float) -> str | None:
-    if confidence is None or confidence >= min_confidence:
-        return None
-    return f"confidence {confidence:.2f} below profiles.min_confidence {min_confidence:g}"
 
 
 def pod_peak(profile: SpikeProfile | None, cpu_request: float, memory_request: float) -> tuple[float, float]:

@@ -9,6 +9,7 @@ name is a fallback, as in the extender's watch.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +93,65 @@ class AgentProfile(BaseModel):
             cpuMillicores=sum(v for v in cpu if v is not None) if any(v is not None for v in cpu) else None,
             memoryBytes=sum(v for v in mem if v is not None) if any(v is not None for v in mem) else None,
         )
+
+
+class ProfilePolicy(BaseModel):
+    """Which AgentProfiles Kinship trusts. An ignored profile counts as none: the extender takes
+    the pod's declared requests for its predicted peak, and the admission webhook leaves the
+    pod's requests as declared. One policy for both, so that a profile the extender ignores never
+    right-sizes a pod either."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The predictor aims its peak at 90 % of held-out windows (peak_coverage_fraction) and
+    # publishes the share it reached as `confidence`. Below one half the peak was exceeded more
+    # often than not, so trusting it would shrink pods below what they use; between one half and
+    # the target a drifting series still beats its declared requests, which are usually far off.
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    # Usage drifts (new models, prompts, traffic), and a predictor that stopped running would
+    # otherwise leave its last peaks in force for good. A week spans a weekly cycle and lets a
+    # daily retraining miss several runs before its pods fall back to requests. Not
+    # `horizonSeconds` (1 h): one late predictor run must not flip every pod to its requests.
+    max_age_seconds: float = Field(default=7 * 86400.0, gt=0)
+
+
+def stale_reason(last_trained: str | None, max_age_seconds: float, now: float) -> str | None:
+    """Why a profile trained at `last_trained` is too old to trust at `now` (unix seconds), or None.
+
+    Without lastTrained (hand-written profiles, other producers) the age is unknown, and an
+    unknown age is no evidence of staleness: such a profile is taken as it is.
+    """
+    if last_trained is None:
+        return None
+    try:
+        trained = datetime.fromisoformat(last_trained)
+    except ValueError:
+        return f"lastTrained {last_trained!r} is not an RFC 3339 time"
+    if trained.tzinfo is None:
+        trained = trained.replace(tzinfo=UTC)
+    if now - trained.timestamp() <= max_age_seconds:
+        return None
+    # No age in the text: the same profile read again at a relist must compare equal, or every
+    # relist would recompute its nodes' sums and log it again.
+    return (
+        f"lastTrained {last_trained} is more than profiles.max_age_seconds "
+        f"({max_age_seconds / 86400:g} days) before it was read"
+    )
+
+
+def unconfident_reason(confidence: float | None, min_confidence: float) -> str | None:
+    """Why a profile's confidence is too low to trust, or None (no confidence: taken as it is)."""
+    if confidence is None or confidence >= min_confidence:
+        return None
+    return f"confidence {confidence:.2f} below profiles.min_confidence {min_confidence:g}"
+
+
+def ignored_reason(profile: AgentProfile, policy: ProfilePolicy, now: float) -> str | None:
+    """Why `policy` ignores this profile's peaks and requests at `now`, or None when it trusts them."""
+    status = profile.status
+    return stale_reason(status.lastTrained, policy.max_age_seconds, now) or unconfident_reason(
+        status.confidence, policy.min_confidence
+    )
 
 
 def parse_agent_profile(obj: Any, source: str) -> AgentProfile:

@@ -435,3 +435,84 @@ def train(
         )
     if out is None and not apply and kubeconfig is None:
         typer.echo(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+@predict_app.command()
+def webhook(
+    tls_cert_file: Annotated[
+        Path, typer.Option(help="Serving certificate (PEM; its SANs must name the webhook's address).")
+    ],
+    tls_key_file: Annotated[Path, typer.Option(help="Private key of --tls-cert-file (PEM).")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT to serve /mutate, /readyz, /livez on.")] = (
+        "0.0.0.0:8443"
+    ),
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="KUBECONFIG", help="Cluster to watch AgentProfiles in (in-cluster config first in a pod)."
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug logs every pod left unchanged, and why.")] = "info",
+    log_format: Annotated[str, typer.Option(help="auto | text | json")] = "auto",
+) -> None:
+    """Mutating admission webhook: set new pods' requests from their AgentProfile (HTTPS)."""
+    from kinship.logs import configure_cli
+
+    configure_cli(log_level, log_format)
+    try:
+        host, port = _webhook_listen(listen, tls_cert_file, tls_key_file)
+        from kinship.kube import api_client
+
+        api = api_client(kubeconfig)
+    except InputError as exc:
+        raise _fail(exc) from None
+
+    import uvicorn
+
+    from kinship.profile import ProfilePolicy
+    from kinship.watch import Reflector
+    from predictor.webhook import ProfileCache, create_app, profiles_resource
+
+    cache = ProfileCache()
+    reflector = Reflector(profiles_resource(cache, api), cache)
+    reflector.start()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(cache, ProfilePolicy()),
+            host=host,
+            port=port,
+            ssl_certfile=str(tls_cert_file),
+            ssl_keyfile=str(tls_key_file),
+            access_log=False,
+            log_config=None,
+        )
+    )
+    try:
+        server.run()
+    finally:
+        reflector.stop()
+
+
+def _webhook_listen(listen: str, cert: Path, key: Path) -> tuple[str, int]:
+    """(host, port) of --listen, after checking every flag; all problems reported at once. The key
+    pair is loaded here so that a bad one is a usage error, not a traceback from uvicorn."""
+    import ssl
+
+    problems: dict[str, str] = {}
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problems["--listen"] = f"expected HOST:PORT, got {listen!r}"
+    for flag, path in (("--tls-cert-file", cert), ("--tls-key-file", key)):
+        if not path.is_file():
+            problems[flag] = f"no such file: {path}"
+    if not problems:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            problems["--tls-cert-file"] = f"cannot load the key pair {cert}, {key}: {exc}"
+    if len(problems) == 1:
+        ((flag, problem),) = problems.items()
+        raise InputError(flag, [problem])
+    if problems:
+        raise InputError("options", [f"{flag}: {problem}" for flag, problem in problems.items()])
+    return host.strip("[]"), int(port)

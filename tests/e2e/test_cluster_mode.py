@@ -146,12 +146,13 @@ def test_relists_after_410_gone_from_the_real_api_server(api: client.ApiClient) 
 
     from extender import kube_sync
     from extender.state import ClusterState
+    from kinship import watch
 
     state = ClusterState()
     nodes = next(r for r in kube_sync.resources(state, api) if r.name == "nodes")
     # resourceVersion 1 predates the API server's watch cache (local-cluster.sh starts it after a
     # few etcd writes, as on any real cluster): the server answers with an ERROR event, 410 Gone
-    with pytest.raises(kube_sync._Expired):
+    with pytest.raises(watch.Expired):
         kube_sync.Reflector(nodes, state).watch_once("1", timeout_seconds=10)
 
     # The reflector's first watch is made to resume from that stale version, as after a long

@@ -1,0 +1,183 @@
+"""Right-sized requests for a pod being created, as a JSONPatch (RFC 6902): pure, no I/O.
+
+The admission webhook's whole decision lives here, so every rule is a unit test on a dict:
+- the pod's agent is named as everywhere in Kinship (kinship.identity), and its AgentProfile is
+  judged by the same ProfilePolicy as the extender's, so a profile the extender ignores (stale, low
+  confidence) never right-sizes a pod either;
+- containers are matched to the profile by name; each resource the profile recommends replaces
+  that container's request, capped at its limit (a request above the limit is an invalid pod);
+  limits are never touched;
+- what was there before is kept in the `kinship.dev/requests` annotation, so nothing the user
+  declared is lost;
+- a Guaranteed pod (requests equal to limits everywhere) is left alone: lowering a request would
+  change its QoS class, and with it eviction order and CPU pinning, which the user chose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kinship.identity import agent_of
+from kinship.profile import AgentProfile, ProfilePolicy, ignored_reason
+from kinship.quantity import quantity
+
+ANNOTATION = "kinship.dev/requests"
+CPU, MEMORY = "cpu", "memory"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """The patch for one pod (empty: leave it as it is) and why, for the log."""
+
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+
+def pointer_token(text: str) -> str:
+    """`text` as one JSON Pointer reference token (RFC 6901): `~` is `~0`, `/` is `~1`."""
+    return text.replace("~", "~0").replace("/", "~1")
+
+
+def pod_agent(pod: Mapping[str, Any]) -> str | None:
+    """The agent of a pod in an AdmissionReview. At admission a Deployment's pod has no name yet
+    (only generateName) but already its labels (pod-template-hash) and its ReplicaSet owner, which
+    is all kinship.identity needs: no API call."""
+    meta = _mapping(pod.get("metadata"))
+    owners = [
+        (str(o.get("kind") or ""), str(o.get("name") or ""))
+        for o in meta.get("ownerReferences") or ()
+        if isinstance(o, Mapping)
+    ]
+    labels = meta.get("labels")
+    return agent_of(labels if isinstance(labels, Mapping) else None, owners)
+
+
+def cpu_quantity(millicores: float) -> str:
+    """Millicores as a Kubernetes quantity ("250m"), rounded up: CPU has millicore precision, and
+    rounding down would request less than recommended."""
+    return f"{max(1, math.ceil(millicores))}m"
+
+
+def memory_quantity(memory_bytes: float) -> str:
+    """Bytes as a Kubernetes quantity: an integer string, rounded up."""
+    return str(max(1, math.ceil(memory_bytes)))
+
+
+def right_size(
+    pod: Mapping[str, Any], profile: AgentProfile | None, policy: ProfilePolicy, now: float
+) -> Mutation:
+    """The JSONPatch setting a new pod's requests from its agent's profile, as of `now` (unix s)."""
+    if profile is None:
+        return Mutation(reason="no AgentProfile for this agent")
+    name = f"AgentProfile {profile.metadata.namespace}/{profile.metadata.name}"
+    ignored = ignored_reason(profile, policy, now)
+    if ignored:
+        return Mutation(reason=f"{name} ignored: {ignored}")
+    spec = _mapping(pod.get("spec"))
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        return Mutation(reason="pod has no containers")
+    if _guaranteed(spec):
+        return Mutation(reason="Guaranteed QoS pod: lowering a request would change its QoS class")
+    recommended = {c.name: c.recommendedRequests for c in profile.status.containers}
+    patch: list[dict[str, Any]] = []
+    original: dict[str, dict[str, str | None]] = {}
+    skipped: list[str] = []
+    for index, container in enumerate(containers):
+        if not isinstance(container, Mapping):
+            continue
+        rec = recommended.get(str(container.get("name")))
+        if rec is None:
+            continue
+        resources = _mapping(container.get("resources"))
+        requests, limits = _mapping(resources.get("requests")), _mapping(resources.get("limits"))
+        wanted: dict[str, str] = {}
+        for resource, value in ((CPU, rec.cpuMillicores), (MEMORY, rec.memoryBytes)):
+            if value is None:
+                continue
+            text = cpu_quantity(value) if resource == CPU else memory_quantity(value)
+            try:
+                text = _capped(text, limits.get(resource))
+                if resource in requests and quantity(requests[resource]) == quantity(text):
+                    continue
+            except ValueError as exc:  # the API server would reject the pod anyway; leave it be
+                skipped.append(f"{container.get('name')} {resource}: {exc}")
+                continue
+            wanted[resource] = text
+        if not wanted:
+            continue
+        original[str(container["name"])] = {r: _text(requests.get(r)) for r in sorted(wanted)}
+        patch.extend(_request_ops(f"/spec/containers/{index}", container, wanted))
+    if not patch:
+        why = "requests already as recommended" if not skipped else "; ".join(skipped)
+        matched = any(isinstance(c, Mapping) and c.get("name") in recommended for c in containers)
+        return Mutation(reason=why if matched else f"no container of the pod is in {name}")
+    record = {"profile": profile.metadata.name, "original": original}
+    patch.extend(_annotation_ops(pod, json.dumps(record, sort_keys=True, separators=(",", ":"))))
+    changed = ", ".join(f"{c} {'+'.join(r)}" for c, r in original.items())
+    return Mutation(patch=patch, reason=f"set requests of {changed} from {name}")
+
+
+def _capped(request: str, limit: Any) -> str:
+    """The request, or the limit when the request would exceed it (ValueError: bad limit)."""
+    if limit is None:
+        return request
+    return str(limit) if quantity(request) > quantity(limit) else request
+
+
+def _request_ops(path: str, container: Mapping[str, Any], wanted: dict[str, str]) -> list[dict[str, Any]]:
+    # `add` on a member that exists replaces it (RFC 6902 4.1); a missing parent map must be
+    # added whole, since no operation creates intermediate objects.
+    resources = container.get("resources")
+    if not isinstance(resources, Mapping):
+        return [{"op": "add", "path": f"{path}/resources", "value": {"requests": wanted}}]
+    if not isinstance(resources.get("requests"), Mapping):
+        return [{"op": "add", "path": f"{path}/resources/requests", "value": wanted}]
+    return [
+        {"op": "add", "path": f"{path}/resources/requests/{pointer_token(r)}", "value": v}
+        for r, v in wanted.items()
+    ]
+
+
+def _annotation_ops(pod: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
+    meta = pod.get("metadata")
+    if not isinstance(meta, Mapping):
+        return [{"op": "add", "path": "/metadata", "value": {"annotations": {ANNOTATION: value}}}]
+    if not isinstance(meta.get("annotations"), Mapping):
+        return [{"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION: value}}]
+    return [{"op": "add", "path": f"/metadata/annotations/{pointer_token(ANNOTATION)}", "value": value}]
+
+
+def _guaranteed(spec: Mapping[str, Any]) -> bool:
+    """Kubernetes' Guaranteed QoS class: every container (init ones too) limits CPU and memory
+    and requests exactly that (a missing request defaults to the limit)."""
+    every = [
+        c for key in ("initContainers", "containers") for c in spec.get(key) or () if isinstance(c, Mapping)
+    ]
+    for container in every:
+        resources = _mapping(container.get("resources"))
+        requests, limits = _mapping(resources.get("requests")), _mapping(resources.get("limits"))
+        for resource in (CPU, MEMORY):
+            if resource not in limits:
+                return False
+            try:
+                if resource in requests and quantity(requests[resource]) != quantity(limits[resource]):
+                    return False
+            except ValueError:
+                return False
+    return bool(every)
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

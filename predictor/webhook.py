@@ -1,0 +1,134 @@
+"""The mutating admission webhook's process: AgentProfiles watched into memory, served over HTTPS.
+
+Admission is on the path of every opted-in pod CREATE, with the API server waiting (timeoutSeconds
+2-3, failurePolicy Ignore), so the webhook answers from memory: a list+watch of AgentProfiles
+(kinship.watch, as the extender follows them) and no API call per review. Profiles are kept as
+published and judged by the policy at admission time, so one that ages past the limit while cached
+stops right-sizing pods without waiting for an event.
+
+Endpoints: POST /mutate (AdmissionReview in and out; 400 with a message for anything else),
+/readyz (profiles listed), /livez.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from kinship import watch
+from kinship.errors import InputError
+from kinship.profile import AgentProfile, ProfilePolicy, parse_agent_profile
+from predictor.admission import BadReview, decide
+
+log = logging.getLogger("kinship.predictor.webhook")
+RESOURCE = "agentprofiles"
+
+
+class ProfileCache:
+    """AgentProfiles by (namespace, agent), fed by one reflector, read by the request handlers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._profiles: dict[tuple[str, str], AgentProfile] = {}
+        # watch events name objects, profiles are indexed by agent: keep the way back
+        self._agent_of: dict[tuple[str, str], tuple[str, str]] = {}
+        self._synced = False
+
+    @property
+    def ready(self) -> bool:
+        return self._synced
+
+    def mark_synced(self, kind: str) -> None:
+        self._synced = True
+
+    def get(self, namespace: str, agent: str) -> AgentProfile | None:
+        return self._profiles.get((namespace, agent))
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def upsert(self, profile: AgentProfile) -> None:
+        with self._lock:
+            self._forget((profile.metadata.namespace, profile.metadata.name))
+            self._profiles[profile.key] = profile
+            self._agent_of[(profile.metadata.namespace, profile.metadata.name)] = profile.key
+
+    def delete(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._forget((namespace, name))
+
+    def replace(self, profiles: list[AgentProfile]) -> None:
+        with self._lock:
+            self._profiles = {p.key: p for p in profiles}
+            self._agent_of = {(p.metadata.namespace, p.metadata.name): p.key for p in profiles}
+
+    def _forget(self, name: tuple[str, str]) -> None:
+        key = self._agent_of.pop(name, None)
+        if key is not None:
+            self._profiles.pop(key, None)
+
+
+def profiles_resource(cache: ProfileCache, api: Any) -> watch.Resource:
+    """The AgentProfiles reflector's resource: a missing CRD is "no profiles yet", not an error."""
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(api)
+
+    def list_profiles(**kwargs: Any) -> Any:
+        return custom.list_cluster_custom_object(watch.GROUP, watch.VERSION, RESOURCE, **kwargs)
+
+    def parse(raw: msgspec.Raw) -> AgentProfile | None:
+        namespace, name = watch.object_name(raw)
+        try:
+            return parse_agent_profile(msgspec.json.decode(raw), f"AgentProfile {namespace}/{name}")
+        except InputError as exc:  # one bad object is skipped; the watch keeps following
+            log.warning("ignoring invalid %s", exc.render())
+            return None
+
+    def apply(kind: str, raw: msgspec.Raw) -> None:
+        if kind == "DELETED":
+            cache.delete(*watch.object_name(raw))
+        elif (profile := parse(raw)) is not None:
+            cache.upsert(profile)
+        else:  # an update that made it invalid: it no longer right-sizes anything
+            cache.delete(*watch.object_name(raw))
+
+    def relist(raws: list[msgspec.Raw]) -> None:
+        cache.replace([p for p in map(parse, raws) if p is not None])
+
+    return watch.Resource(RESOURCE, list_profiles, relist, apply, optional=True)
+
+
+def create_app(cache: ProfileCache, policy: ProfilePolicy) -> FastAPI:
+    app = FastAPI(title="kinship admission webhook", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/mutate")
+    async def mutate(request: Request) -> Response:
+        body = await request.body()
+        try:
+            decision = decide(body, cache.get, policy, time.time())
+        except BadReview as exc:
+            return PlainTextResponse(f"bad AdmissionReview: {exc}\n", status_code=400)
+        if decision.mutation.patch:
+            log.info("%s: %s", decision.subject, decision.mutation.reason)
+        else:
+            log.debug("%s: unchanged: %s", decision.subject, decision.mutation.reason)
+        return JSONResponse(decision.response)
+
+    @app.get("/livez")
+    async def livez() -> PlainTextResponse:
+        return PlainTextResponse("ok\n")
+
+    @app.get("/readyz")
+    async def readyz() -> PlainTextResponse:
+        if cache.ready:
+            return PlainTextResponse(f"ok: {len(cache)} AgentProfiles\n")
+        return PlainTextResponse("AgentProfiles not listed yet\n", status_code=503)
+
+    return app

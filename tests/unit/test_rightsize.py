@@ -1,0 +1,287 @@
+"""The admission webhook's decision (predictor.rightsize, predictor.admission) on hand-written pods.
+
+Patches are applied by a strict `add` (a missing parent map fails, as in the API server), so the
+tests check the pod that results, not only the operations' text. The e2e test has the real API
+server apply them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from kinship.profile import AgentProfile, ProfilePolicy
+from predictor.admission import BadReview, decide
+from predictor.rightsize import (
+    ANNOTATION,
+    cpu_quantity,
+    memory_quantity,
+    pod_agent,
+    pointer_token,
+    right_size,
+)
+
+DAY = 86400.0
+NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
+POLICY = ProfilePolicy()  # min_confidence 0.5, max_age_seconds 7 days
+MIB = 2**20
+
+
+def profile(
+    containers: dict[str, dict[str, float]] | None = None,
+    *,
+    confidence: float | None = 0.9,
+    trained_days_ago: float | None = 1.0,
+    agent: str = "planner",
+) -> AgentProfile:
+    status: dict[str, Any] = {
+        "containers": [
+            {"name": name, "recommendedRequests": rec}
+            for name, rec in (
+                containers or {"agent": {"cpuMillicores": 250.0, "memoryBytes": 300 * MIB}}
+            ).items()
+        ]
+    }
+    if confidence is not None:
+        status["confidence"] = confidence
+    if trained_days_ago is not None:
+        trained = datetime.fromtimestamp(NOW - trained_days_ago * DAY, tz=UTC)
+        status["lastTrained"] = trained.isoformat().replace("+00:00", "Z")
+    return AgentProfile.model_validate(
+        {
+            "apiVersion": "kinship.dev/v1alpha1",
+            "kind": "AgentProfile",
+            "metadata": {"name": f"{agent}-profile", "namespace": "team"},
+            "spec": {"agent": agent},
+            "status": status,
+        }
+    )
+
+
+def pod(*containers: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Deployment's pod as admission sees it: generateName, no name, a ReplicaSet owner."""
+    meta: dict[str, Any] = {
+        "generateName": "planner-7c9f8d6b5-",
+        "labels": {"app": "planner", "pod-template-hash": "7c9f8d6b5"},
+        "ownerReferences": [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "name": "planner-7c9f8d6b5",
+                "uid": "u",
+                "controller": True,
+            }
+        ],
+    }
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": list(containers)}}
+
+
+def container(name: str = "agent", **resources: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "image": "agent:1"}
+    if resources:
+        out["resources"] = dict(resources)
+    return out
+
+
+def resolve(doc: Any, pointer: str) -> tuple[Any, str]:
+    """The parent of an RFC 6901 pointer's target and its last token, unescaped."""
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+    for token in tokens[:-1]:
+        doc = doc[int(token)] if isinstance(doc, list) else doc[token]
+    return doc, tokens[-1]
+
+
+def apply(patch: list[dict[str, Any]], doc: dict[str, Any]) -> dict[str, Any]:
+    """RFC 6902 `add` to object members, as strict as the API server: a missing parent fails."""
+    doc = copy.deepcopy(doc)
+    for op in patch:
+        assert op["op"] == "add", op
+        parent, key = resolve(doc, op["path"])
+        assert isinstance(parent, dict), f"{op['path']}: parent is not an object"
+        parent[key] = op["value"]
+    return doc
+
+
+def recorded(patched: dict[str, Any]) -> Any:
+    return json.loads(patched["metadata"]["annotations"][ANNOTATION])
+
+
+def test_quantities_are_rounded_up_to_what_kubernetes_counts() -> None:
+    assert cpu_quantity(249.2) == "250m"
+    assert cpu_quantity(0.0) == "1m"
+    assert memory_quantity(300 * MIB + 0.5) == str(300 * MIB + 1)
+
+
+def test_the_agent_of_a_deployment_pod_without_a_name_comes_from_its_replicaset() -> None:
+    assert pod_agent(pod(container())) == "planner"
+    labelled = pod(container())
+    labelled["metadata"]["labels"]["kinship.dev/agent"] = "brain"
+    assert pod_agent(labelled) == "brain"
+    assert pod_agent({"metadata": {"generateName": "x-"}, "spec": {}}) is None
+
+
+def test_no_profile_leaves_the_pod_alone() -> None:
+    mutation = right_size(pod(container()), None, POLICY, NOW)
+    assert mutation.patch == []
+    assert "no AgentProfile" in mutation.reason
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"trained_days_ago": 8.0}, "lastTrained"),
+        ({"confidence": 0.4}, "confidence 0.40 below"),
+    ],
+)
+def test_profiles_the_extender_ignores_are_ignored(kwargs: dict[str, Any], why: str) -> None:
+    mutation = right_size(pod(container()), profile(**kwargs), POLICY, NOW)
+    assert mutation.patch == []
+    assert "ignored" in mutation.reason and why in mutation.reason
+
+
+def test_missing_resources_and_annotations_are_added_whole() -> None:
+    original = pod(container())
+    mutation = right_size(original, profile(), POLICY, NOW)
+    assert mutation.patch[0] == {
+        "op": "add",
+        "path": "/spec/containers/0/resources",
+        "value": {"requests": {"cpu": "250m", "memory": str(300 * MIB)}},
+    }
+    assert mutation.patch[-1]["path"] == "/metadata/annotations"
+    patched = apply(mutation.patch, original)
+    assert patched["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "250m", "memory": str(300 * MIB)}
+    }
+    assert recorded(patched) == {
+        "profile": "planner-profile",
+        "original": {"agent": {"cpu": None, "memory": None}},
+    }
+    assert "planner-profile" in mutation.reason
+
+
+def test_resources_without_requests_get_a_requests_map_and_limits_stay() -> None:
+    # (limits on both resources and no requests would be a Guaranteed pod: left alone, below)
+    original = pod(container(limits={"cpu": "2"}))
+    patched = apply(right_size(original, profile(), POLICY, NOW).patch, original)
+    assert patched["spec"]["containers"][0]["resources"] == {
+        "limits": {"cpu": "2"},
+        "requests": {"cpu": "250m", "memory": str(300 * MIB)},
+    }
+
+
+def test_existing_requests_are_replaced_and_recorded_under_an_escaped_annotation_key() -> None:
+    original = pod(container(requests={"cpu": "1", "memory": "2Gi"}), annotations={"team": "ops"})
+    mutation = right_size(original, profile(), POLICY, NOW)
+    paths = [op["path"] for op in mutation.patch]
+    assert paths == [
+        "/spec/containers/0/resources/requests/cpu",
+        "/spec/containers/0/resources/requests/memory",
+        "/metadata/annotations/kinship.dev~1requests",
+    ]
+    patched = apply(mutation.patch, original)
+    assert patched["metadata"]["annotations"]["team"] == "ops"
+    assert recorded(patched)["original"] == {"agent": {"cpu": "1", "memory": "2Gi"}}
+    assert pointer_token("a~b/c") == "a~0b~1c"
+
+
+def test_a_request_above_the_limit_is_capped_at_the_limit() -> None:
+    rec = {"agent": {"cpuMillicores": 900.0, "memoryBytes": 2.0 * 2**30}}
+    original = pod(container(requests={"cpu": "100m"}, limits={"cpu": "500m", "memory": "1Gi"}))
+    patched = apply(right_size(original, profile(rec), POLICY, NOW).patch, original)
+    resources = patched["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert resources["limits"] == {"cpu": "500m", "memory": "1Gi"}
+
+
+def test_only_containers_in_the_profile_change() -> None:
+    original = pod(container("agent"), container("sidecar", requests={"cpu": "50m"}))
+    mutation = right_size(original, profile(), POLICY, NOW)
+    assert all(not op["path"].startswith("/spec/containers/1") for op in mutation.patch)
+    patched = apply(mutation.patch, original)
+    assert patched["spec"]["containers"][1] == original["spec"]["containers"][1]
+    assert list(recorded(patched)["original"]) == ["agent"]
+
+    other = right_size(pod(container("sidecar")), profile(), POLICY, NOW)
+    assert other.patch == [] and "no container of the pod" in other.reason
+
+
+def test_cpu_known_memory_unknown_sets_cpu_only() -> None:
+    original = pod(container(requests={"memory": "512Mi"}))
+    mutation = right_size(original, profile({"agent": {"cpuMillicores": 120.0}}), POLICY, NOW)
+    patched = apply(mutation.patch, original)
+    assert patched["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "120m", "memory": "512Mi"}
+    assert recorded(patched)["original"] == {"agent": {"cpu": None}}
+
+
+def test_requests_already_as_recommended_need_no_patch() -> None:
+    original = pod(container(requests={"cpu": "0.25", "memory": str(300 * MIB)}))
+    mutation = right_size(original, profile(), POLICY, NOW)
+    assert mutation.patch == [] and "already" in mutation.reason
+
+
+def test_a_guaranteed_pod_keeps_its_qos_class() -> None:
+    limits = {"cpu": "1", "memory": "1Gi"}
+    original = pod(container(limits=limits))  # requests default to the limits: Guaranteed
+    mutation = right_size(original, profile(), POLICY, NOW)
+    assert mutation.patch == [] and "Guaranteed" in mutation.reason
+
+
+def test_an_unparseable_limit_leaves_that_resource_alone() -> None:
+    original = pod(container(limits={"cpu": "lots"}))
+    patched = apply(right_size(original, profile(), POLICY, NOW).patch, original)
+    assert patched["spec"]["containers"][0]["resources"]["requests"] == {"memory": str(300 * MIB)}
+
+
+# ---- the AdmissionReview envelope ----------------------------------------------------------
+
+
+def review(obj: dict[str, Any], operation: str = "CREATE", kind: str = "Pod") -> bytes:
+    request = {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": kind},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "team",
+        "operation": operation,
+        "object": obj,
+    }
+    return json.dumps(
+        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    ).encode()
+
+
+def test_a_pod_create_is_answered_with_the_same_uid_and_a_base64_jsonpatch() -> None:
+    profiles = {("team", "planner"): profile()}
+    decision = decide(review(pod(container())), lambda ns, a: profiles.get((ns, a)), POLICY, NOW)
+    response = decision.response["response"]
+    assert decision.response["apiVersion"] == "admission.k8s.io/v1"
+    assert response["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
+    assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+    assert json.loads(base64.b64decode(response["patch"])) == decision.mutation.patch
+    assert decision.subject == "team/planner-7c9f8d6b5-"
+
+
+@pytest.mark.parametrize(("operation", "kind"), [("UPDATE", "Pod"), ("CREATE", "Deployment")])
+def test_anything_but_a_pod_create_is_allowed_unchanged(operation: str, kind: str) -> None:
+    decision = decide(review(pod(container()), operation, kind), lambda ns, a: profile(), POLICY, NOW)
+    assert decision.response["response"] == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "apiVersion must be"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}', "request.uid"),
+    ],
+)
+def test_a_body_that_is_no_admission_review_is_refused_with_a_message(body: bytes, message: str) -> None:
+    with pytest.raises(BadReview, match=message):
+        decide(body, lambda ns, a: None, POLICY, NOW)

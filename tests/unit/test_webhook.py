@@ -1,0 +1,163 @@
+"""The webhook's HTTP surface and profile cache in-process: /mutate, /readyz, watch events, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from fastapi.testclient import TestClient
+from kubernetes import client
+from typer.testing import CliRunner
+
+from kinship.cli import app
+from kinship.profile import ProfilePolicy
+from predictor.webhook import ProfileCache, create_app, profiles_resource
+
+
+def profile_doc(name: str, agent: str, cpu: float = 300.0) -> dict[str, Any]:
+    return {
+        "apiVersion": "kinship.dev/v1alpha1",
+        "kind": "AgentProfile",
+        "metadata": {"name": name, "namespace": "team"},
+        "spec": {"agent": agent},
+        "status": {"containers": [{"name": "agent", "recommendedRequests": {"cpuMillicores": cpu}}]},
+    }
+
+
+def raw(doc: dict[str, Any]) -> msgspec.Raw:
+    return msgspec.Raw(json.dumps(doc).encode())
+
+
+def review(pod: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "abc",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": "team",
+            "operation": "CREATE",
+            "object": pod,
+        },
+    }
+
+
+POD = {
+    "metadata": {"generateName": "planner-", "labels": {"kinship.dev/agent": "planner"}},
+    "spec": {"containers": [{"name": "agent", "image": "a"}]},
+}
+
+
+@pytest.fixture
+def cache() -> ProfileCache:
+    cache = ProfileCache()
+    resource = profiles_resource(cache, client.ApiClient())
+    resource.replace([raw(profile_doc("planner-profile", "planner"))])
+    cache.mark_synced(resource.name)
+    return cache
+
+
+def test_mutate_answers_from_the_cache(cache: ProfileCache) -> None:
+    with TestClient(create_app(cache, ProfilePolicy())) as http:
+        reply = http.post("/mutate", json=review(POD))
+    assert reply.status_code == 200
+    response = reply.json()["response"]
+    assert response["uid"] == "abc" and response["allowed"] is True
+    patch = json.loads(base64.b64decode(response["patch"]))
+    assert patch[0]["value"] == {"requests": {"cpu": "300m"}}
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b'"pod"', json.dumps({"apiVersion": "v1", "kind": "Pod"}).encode(), b""]
+)
+def test_mutate_refuses_what_is_no_admission_review_with_400_and_a_message(
+    cache: ProfileCache, body: bytes
+) -> None:
+    with TestClient(create_app(cache, ProfilePolicy()), raise_server_exceptions=False) as http:
+        reply = http.post("/mutate", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 400
+    assert reply.text.startswith("bad AdmissionReview: ")
+    assert "Traceback" not in reply.text
+
+
+def test_readyz_waits_for_the_first_list() -> None:
+    cache = ProfileCache()
+    with TestClient(create_app(cache, ProfilePolicy())) as http:
+        assert http.get("/readyz").status_code == 503
+        assert http.get("/livez").status_code == 200
+        cache.mark_synced("agentprofiles")
+        assert http.get("/readyz").status_code == 200
+
+
+def test_watch_events_follow_profiles_by_object_name(cache: ProfileCache) -> None:
+    resource = profiles_resource(cache, client.ApiClient())
+    resource.apply("MODIFIED", raw(profile_doc("planner-profile", "brain")))  # spec.agent changed
+    assert cache.get("team", "planner") is None and cache.get("team", "brain") is not None
+    broken = profile_doc("planner-profile", "brain")
+    broken["status"]["confidence"] = 7  # invalid: the profile stops right-sizing
+    resource.apply("MODIFIED", raw(broken))
+    assert cache.get("team", "brain") is None
+    resource.apply("ADDED", raw(profile_doc("p2", "coder")))
+    resource.apply("DELETED", raw({"metadata": {"name": "p2", "namespace": "team"}}))
+    assert len(cache) == 0
+
+
+def test_the_cli_reports_every_bad_flag_at_once(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "webhook",
+            "--tls-cert-file",
+            str(tmp_path / "no.crt"),
+            "--tls-key-file",
+            str(tmp_path / "no.key"),
+            "--listen",
+            "8443",
+        ],
+    )
+    assert result.exit_code == 2
+    for expected in ("--listen: expected HOST:PORT", "--tls-cert-file: no such file", "--tls-key-file"):
+        assert expected in result.output
+
+
+def test_the_cli_refuses_a_key_that_does_not_match_the_cert(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=x",
+                "-keyout",
+                str(tmp_path / f"{name}.key"),
+                "-out",
+                str(tmp_path / f"{name}.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "webhook",
+            "--tls-cert-file",
+            str(tmp_path / "a.crt"),
+            "--tls-key-file",
+            str(tmp_path / "b.key"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "cannot load the key pair" in result.output
