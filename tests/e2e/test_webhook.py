@@ -9,7 +9,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -27,23 +26,13 @@ from kubernetes import client
 
 from kinship.quantity import quantity
 from predictor.rightsize import ANNOTATION
+from tests.e2e.test_cluster_mode import eventually
 from tests.manifests import MANIFESTS
-from tests.serving import ROOT, free_port
+from tests.serving import ROOT, free_port, stop
 
 pytestmark = pytest.mark.e2e
 MIB = 2**20
 OPT_IN = {"kinship.dev/right-size": "true"}
-
-
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met within {timeout}s; last value {last!r}")
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -89,15 +78,7 @@ def webhook_process(
         eventually(ready, timeout=60)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        stop(proc)
 
 
 def webhook_configuration(name: str, namespace: str, port: int, ca: Path) -> dict[str, Any]:
@@ -190,12 +171,13 @@ def test_new_pods_of_a_profiled_agent_get_its_requests_and_pods_are_created_with
                 "spec": {"containers": [{"name": "agent", "image": "agent:1"}]},
             }
             eventually(
-                lambda: (
+                timeout=30,
+                check=lambda: (
                     ANNOTATION
                     in (
                         core.create_namespaced_pod(namespace, probe, dry_run="All").metadata.annotations or {}
                     )
-                )
+                ),
             )
             apps.create_namespaced_deployment(namespace, deployment("planner", 2))
 
@@ -207,7 +189,7 @@ def test_new_pods_of_a_profiled_agent_get_its_requests_and_pods_are_created_with
                 ]
                 return found if len(found) == 2 else None
 
-            pods = eventually(planner_pods)
+            pods = eventually(planner_pods, timeout=30)
             for pod in pods:
                 agent, sidecar = pod.spec.containers
                 # 122.4 m rounded up; 200 MiB above the 150 Mi limit, capped at it
