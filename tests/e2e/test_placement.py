@@ -152,3 +152,24 @@ def test_peers_head_for_the_zone_a_gpu_deployment_will_land_in(api: client.ApiCl
             time.sleep(0.2)
     finally:
         delete_namespace(api, ns)
+
+
+def test_a_required_partner_scheduled_first_goes_where_the_pair_belongs(api: client.ApiClient) -> None:
+    """Rolled out orchestrator, then the Argo CD MCP server, then the Argo CD agent: the MCP
+    server must host the agent (Required) and has no other edge, so it is placed by the agent's
+    peers: beside an orchestrator, which the agent then joins."""
+    ns = "agents-relay"
+    team = example_team(ns, copy_of="agents-ops")
+    order = ["orchestrator", "argocd-mcp", "argocd-agent"]
+    rollout = sorted(
+        (w for w in team.workloads if w["metadata"]["name"] in order),
+        key=lambda w: order.index(w["metadata"]["name"]),
+    )
+    team = dataclasses.replace(team, workloads=rollout)
+    try:
+        deploy_team(api, team, one_by_one=True)
+        placed = wait_bound(client.CoreV1Api(api), ns, team.replicas)
+        assert placed["argocd-agent"] == placed["argocd-mcp"], placed
+        assert set(placed["argocd-mcp"]) <= set(placed["orchestrator"]), placed
+    finally:
+        delete_namespace(api, ns)
