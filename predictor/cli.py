@@ -20,6 +20,7 @@ import typer
 from kinship.errors import InputError
 
 if TYPE_CHECKING:  # numpy and friends load only when a command runs
+    from kinship.profile import ProfilePolicy
     from predictor.usage import Resource
 
 predict_app = typer.Typer(
@@ -452,6 +453,24 @@ def webhook(
             envvar="KUBECONFIG", help="Cluster to watch AgentProfiles in (in-cluster config first in a pod)."
         ),
     ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Ignore AgentProfiles whose confidence is lower [default: 0.5, as the extender]. "
+            "Keep it equal to the extender's profiles.min_confidence, so that the pods it sizes "
+            "are the ones the extender packs by their peaks.",
+        ),
+    ] = None,
+    max_profile_age: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="Ignore AgentProfiles trained longer ago than this many seconds [default: 604800, "
+            "7 days, as the extender's profiles.max_age_seconds].",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug logs every pod left unchanged, and why.")] = "info",
     log_format: Annotated[str, typer.Option(help="auto | text | json")] = "auto",
 ) -> None:
@@ -469,7 +488,6 @@ def webhook(
 
     import uvicorn
 
-    from kinship.profile import ProfilePolicy
     from kinship.watch import Reflector
     from predictor.webhook import ProfileCache, create_app, profiles_resource
 
@@ -478,7 +496,7 @@ def webhook(
     reflector.start()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(cache, ProfilePolicy()),
+            create_app(cache, _profile_policy(min_confidence, max_profile_age)),
             host=host,
             port=port,
             ssl_certfile=str(tls_cert_file),
@@ -491,6 +509,14 @@ def webhook(
         server.run()
     finally:
         reflector.stop()
+
+
+def _profile_policy(min_confidence: float | None, max_age_seconds: float | None) -> ProfilePolicy:
+    """The trust policy from the flags given; the others keep the extender's defaults."""
+    from kinship.profile import ProfilePolicy
+
+    given = {"min_confidence": min_confidence, "max_age_seconds": max_age_seconds}
+    return ProfilePolicy(**{k: v for k, v in given.items() if v is not None})
 
 
 def _webhook_listen(listen: str, cert: Path, key: Path) -> tuple[str, int]:

@@ -161,3 +161,18 @@ def test_the_cli_refuses_a_key_that_does_not_match_the_cert(tmp_path: Path) -> N
     )
     assert result.exit_code == 2
     assert "cannot load the key pair" in result.output
+
+
+def test_the_trust_policy_flags_default_to_the_extenders_and_are_range_checked() -> None:
+    from extender.config import ExtenderConfig
+    from predictor.cli import _profile_policy
+
+    assert _profile_policy(None, None) == ExtenderConfig().profiles
+    assert _profile_policy(0.8, None).min_confidence == 0.8
+    assert _profile_policy(None, 3600).max_age_seconds == 3600
+    for flag, value in (("--min-confidence", "1.5"), ("--max-profile-age", "0")):
+        result = CliRunner().invoke(
+            app, ["predict", "webhook", "--tls-cert-file", "c", "--tls-key-file", "k", flag, value]
+        )
+        assert result.exit_code == 2
+        assert flag in result.output
