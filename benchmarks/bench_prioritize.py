@@ -61,7 +61,7 @@ def in_process(
 ) -> tuple[list[float], list[float]]:
     """The handler alone: prioritize with the same node list every call (what the HTTP columns
     send), and filter with a new order of the nodes every call. kube-scheduler's parallel filter
-    workers append feasible nodes as they finish, so in a cluster consecutive pods mostly bring
+    workers append feasible nodes as they finish, so in a cluster consecutive pods often bring
     a new order: the filter call decodes and looks up every name, and prioritize, which gets the
     list filter just passed, finds it resolved."""
     from extender import wire
