@@ -65,7 +65,6 @@ class PodContext:
     profile: SpikeProfile | None  # the agent's AgentProfile, if the predictor has published one
     cpu_request_millicores: float
     memory_request_bytes: float
-    relayed: tuple[Relayed, ...] = ()
 
     @classmethod
     def of(cls, pod: Pod, state: ClusterState) -> PodContext:
@@ -77,8 +76,7 @@ class PodContext:
         agent = pod.agent
         neighbours = state.neighbours(pod.namespace, agent) if agent else ()
         profile = state.profile(pod.namespace, agent) if agent else None
-        relayed = relayed_neighbours(state, pod.namespace, agent) if agent else ()
-        return cls(pod.namespace, pod.metadata.name, agent, gpus, neighbours, profile, cpu, memory, relayed)
+        return cls(pod.namespace, pod.metadata.name, agent, gpus, neighbours, profile, cpu, memory)
 
     @property
     def peak(self) -> tuple[float, float]:
@@ -348,7 +346,8 @@ def _peer_placements(
         placements.append(
             scoring.PeerPlacement(nb.weight, cand.position_of(slots), counts, state.zone_id[slots])
         )
-    for r in ctx.relayed:
+    # Only prioritize needs these (the filter enforces this pod's own Required edges alone).
+    for r in relayed_neighbours(state, ctx.namespace, ctx.agent) if ctx.agent else ():
         slots, counts = state.placement(ctx.namespace, r.peer.agent)
         if slots.size == 0:
             continue
