@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kinship.profile import AgentProfile, ProfilePolicy
+from predictor.limitrange import LimitItem
 from predictor.rightsize import Mutation, pod_agent, right_size
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 ProfileLookup = Callable[[str, str], AgentProfile | None]  # (namespace, agent) -> profile
+LimitLookup = Callable[[str], Sequence[LimitItem]]  # namespace -> its LimitRanges' items
 
 
 class BadReview(ValueError):
@@ -58,7 +60,13 @@ def parse_review(body: bytes) -> Mapping[str, Any]:
     return request
 
 
-def decide(body: bytes, lookup: ProfileLookup, policy: ProfilePolicy, now: float) -> Decision:
+def decide(
+    body: bytes,
+    lookup: ProfileLookup,
+    policy: ProfilePolicy,
+    now: float,
+    limit_ranges: LimitLookup = lambda namespace: (),
+) -> Decision:
     """The answer to one AdmissionReview body (BadReview when it is none)."""
     request = parse_review(body)
     kind = request.get("kind")
@@ -77,7 +85,7 @@ def decide(body: bytes, lookup: ProfileLookup, policy: ProfilePolicy, now: float
     if agent is None:
         mutation = Mutation(reason="pod belongs to no agent")
     else:
-        mutation = right_size(pod, lookup(namespace, agent), policy, now)
+        mutation = right_size(pod, lookup(namespace, agent), policy, now, limit_ranges(namespace))
     return Decision(_response(request["uid"], mutation), subject, mutation)
 
 

@@ -489,14 +489,24 @@ def webhook(
     import uvicorn
 
     from kinship.watch import Reflector
-    from predictor.webhook import ProfileCache, create_app, profiles_resource
+    from predictor.webhook import (
+        LimitRangeCache,
+        ProfileCache,
+        create_app,
+        limit_ranges_resource,
+        profiles_resource,
+    )
 
-    cache = ProfileCache()
-    reflector = Reflector(profiles_resource(cache, api), cache)
-    reflector.start()
+    cache, limit_ranges = ProfileCache(), LimitRangeCache()
+    reflectors = [
+        Reflector(profiles_resource(cache, api), cache),
+        Reflector(limit_ranges_resource(limit_ranges, api), limit_ranges),
+    ]
+    for reflector in reflectors:
+        reflector.start()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(cache, _profile_policy(min_confidence, max_profile_age)),
+            create_app(cache, limit_ranges, _profile_policy(min_confidence, max_profile_age)),
             host=host,
             port=port,
             ssl_certfile=str(tls_cert_file),
@@ -508,7 +518,8 @@ def webhook(
     try:
         server.run()
     finally:
-        reflector.stop()
+        for reflector in reflectors:
+            reflector.stop()
 
 
 def _profile_policy(min_confidence: float | None, max_age_seconds: float | None) -> ProfilePolicy:

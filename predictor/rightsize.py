@@ -5,8 +5,9 @@ The admission webhook's whole decision lives here, so every rule is a unit test 
   judged by the same ProfilePolicy as the extender's, so a profile the extender ignores (stale, low
   confidence) never right-sizes a pod either;
 - containers are matched to the profile by name; each resource the profile recommends replaces
-  that container's request, capped at its limit (a request above the limit is an invalid pod);
-  limits are never touched;
+  that container's request, capped at its limit (a request above the limit is an invalid pod)
+  and kept within the namespace's LimitRanges (predictor.limitrange: LimitRanger validates after
+  the webhook, and refuses the whole pod); limits are never touched;
 - what was there before is kept in the `kinship.dev/requests` annotation, so nothing the user
   declared is lost;
 - a Guaranteed pod (requests equal to limits everywhere) is left alone: lowering a request would
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kinship.identity import agent_of
-from kinship.profile import AgentProfile, ProfilePolicy, ignored_reason
+from kinship.profile import AgentProfile, ProfilePolicy, Resources, ignored_reason
 from kinship.quantity import quantity
+from predictor.limitrange import CONTAINER_LIMIT, LimitItem, pod_breaks, request_bounds
 
 ANNOTATION = "kinship.dev/requests"
 CPU, MEMORY = "cpu", "memory"
@@ -68,9 +70,14 @@ def memory_quantity(memory_bytes: float) -> str:
 
 
 def right_size(
-    pod: Mapping[str, Any], profile: AgentProfile | None, policy: ProfilePolicy, now: float
+    pod: Mapping[str, Any],
+    profile: AgentProfile | None,
+    policy: ProfilePolicy,
+    now: float,
+    limit_items: Sequence[LimitItem] = (),
 ) -> Mutation:
-    """The JSONPatch setting a new pod's requests from its agent's profile, as of `now` (unix s)."""
+    """The JSONPatch setting a new pod's requests from its agent's profile, as of `now` (unix s),
+    within the LimitRanges of its namespace (`limit_items`)."""
     if profile is None:
         return Mutation(reason="no AgentProfile for this agent")
     name = f"AgentProfile {profile.metadata.namespace}/{profile.metadata.name}"
@@ -84,32 +91,21 @@ def right_size(
     if _guaranteed(spec):
         return Mutation(reason="Guaranteed QoS pod: lowering a request would change its QoS class")
     recommended = {c.name: c.recommendedRequests for c in profile.status.containers}
+    changes: dict[int, dict[str, str]] = {}
+    skipped: list[str] = []
+    notes: list[str] = []
+    for index, container in enumerate(containers):
+        rec = recommended.get(str(container.get("name"))) if isinstance(container, Mapping) else None
+        if rec is not None and (wanted := _wanted(container, rec, limit_items, skipped, notes)):
+            changes[index] = wanted
+    changes = _within_pod_limits(changes, spec, limit_items, skipped)
     patch: list[dict[str, Any]] = []
     original: dict[str, dict[str, str | None]] = {}
-    skipped: list[str] = []
-    for index, container in enumerate(containers):
-        if not isinstance(container, Mapping):
-            continue
-        rec = recommended.get(str(container.get("name")))
-        if rec is None:
-            continue
-        resources = _mapping(container.get("resources"))
-        requests, limits = _mapping(resources.get("requests")), _mapping(resources.get("limits"))
-        wanted: dict[str, str] = {}
-        for resource, value in ((CPU, rec.cpuMillicores), (MEMORY, rec.memoryBytes)):
-            if value is None:
-                continue
-            text = cpu_quantity(value) if resource == CPU else memory_quantity(value)
-            try:
-                text = _capped(text, limits.get(resource))
-                if resource in requests and quantity(requests[resource]) == quantity(text):
-                    continue
-            except ValueError as exc:  # the API server would reject the pod anyway; leave it be
-                skipped.append(f"{container.get('name')} {resource}: {exc}")
-                continue
-            wanted[resource] = text
+    for index, wanted in changes.items():
         if not wanted:
             continue
+        container = containers[index]
+        requests = _mapping(_mapping(container.get("resources")).get("requests"))
         original[str(container["name"])] = {r: _text(requests.get(r)) for r in sorted(wanted)}
         patch.extend(_request_ops(f"/spec/containers/{index}", container, wanted))
     if not patch:
@@ -119,14 +115,75 @@ def right_size(
     record = {"profile": profile.metadata.name, "original": original}
     patch.extend(_annotation_ops(pod, json.dumps(record, sort_keys=True, separators=(",", ":"))))
     changed = ", ".join(f"{c} {'+'.join(r)}" for c, r in original.items())
-    return Mutation(patch=patch, reason=f"set requests of {changed} from {name}")
+    kept = "".join(f"; {why}" for why in [*notes, *skipped])
+    return Mutation(patch=patch, reason=f"set requests of {changed} from {name}{kept}")
 
 
-def _capped(request: str, limit: Any) -> str:
-    """The request, or the limit when the request would exceed it (ValueError: bad limit)."""
-    if limit is None:
-        return request
-    return str(limit) if quantity(request) > quantity(limit) else request
+def _wanted(
+    container: Mapping[str, Any],
+    rec: Resources,
+    limit_items: Sequence[LimitItem],
+    skipped: list[str],
+    notes: list[str],
+) -> dict[str, str]:
+    """The requests to set on one container (resource -> quantity text), noting what moved them
+    and what had to be left alone."""
+    resources = _mapping(container.get("resources"))
+    requests, limits = _mapping(resources.get("requests")), _mapping(resources.get("limits"))
+    wanted: dict[str, str] = {}
+    for resource, value in ((CPU, rec.cpuMillicores), (MEMORY, rec.memoryBytes)):
+        if value is None:
+            continue
+        try:
+            text, note = _within(resource, value, limits.get(resource), limit_items)
+            if resource in requests and quantity(requests[resource]) == quantity(text):
+                continue
+        except ValueError as exc:  # the API server would reject the pod anyway; leave it be
+            skipped.append(f"{container.get('name')} {resource}: {exc}")
+            continue
+        wanted[resource] = text
+        if note:
+            notes.append(f"{container.get('name')} {resource} {note}")
+    return wanted
+
+
+def _within_pod_limits(
+    changes: dict[int, dict[str, str]],
+    spec: Mapping[str, Any],
+    limit_items: Sequence[LimitItem],
+    skipped: list[str],
+) -> dict[int, dict[str, str]]:
+    """`changes` less every resource whose new requests would break a Pod-type LimitRange item."""
+    for resource in (CPU, MEMORY):
+        changed = {i: quantity(w[resource]) for i, w in changes.items() if resource in w}
+        broken = pod_breaks(limit_items, spec, resource, changed) if changed else None
+        if broken:
+            skipped.append(f"{resource}: {broken}")
+            changes = {i: {r: v for r, v in w.items() if r != resource} for i, w in changes.items()}
+    return changes
+
+
+def _within(resource: str, value: float, limit: Any, items: Sequence[LimitItem]) -> tuple[str, str]:
+    """The request for a recommended `value` (millicores or bytes) that the container's limit and
+    the namespace's LimitRanges allow, and a note when they moved it; ValueError when the limit
+    does not parse or they allow nothing. At the limit, the limit's own text: a request equal to
+    it reads as such in the pod."""
+    unit = 1000.0 if resource == CPU else 1.0
+    bounds = request_bounds(items, resource, None if limit is None else quantity(limit))
+    if bounds.empty:
+        raise ValueError(f"{bounds.low_by} is above {bounds.high_by}: no request fits")
+    if value / unit > bounds.high:
+        if bounds.high_by == CONTAINER_LIMIT:
+            return str(limit), ""
+        return _text_of(resource, math.floor(bounds.high * unit)), f"held at {bounds.high_by}"
+    text = _text_of(resource, value)
+    if quantity(text) < bounds.low:
+        return _text_of(resource, math.ceil(bounds.low * unit)), f"raised to {bounds.low_by}"
+    return text, ""
+
+
+def _text_of(resource: str, value: float) -> str:
+    return cpu_quantity(value) if resource == CPU else memory_quantity(value)
 
 
 def _request_ops(path: str, container: Mapping[str, Any], wanted: dict[str, str]) -> list[dict[str, Any]]:

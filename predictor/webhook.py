@@ -2,12 +2,13 @@
 
 Admission is on the path of every opted-in pod CREATE, with the API server waiting (timeoutSeconds
 2-3, failurePolicy Ignore), so the webhook answers from memory: a list+watch of AgentProfiles
-(kinship.watch, as the extender follows them) and no API call per review. Profiles are kept as
+(kinship.watch, as the extender follows them) and of LimitRanges (requests stay within them, see
+predictor.limitrange), and no API call per review. Profiles are kept as
 published and judged by the policy at admission time, so one that ages past the limit while cached
 stops right-sizing pods without waiting for an event.
 
 Endpoints: POST /mutate (AdmissionReview in and out; 400 with a message for anything else),
-/readyz (profiles listed), /livez.
+/readyz (profiles and LimitRanges listed), /livez.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kinship import watch
 from kinship.errors import InputError
 from kinship.profile import AgentProfile, ProfilePolicy, parse_agent_profile
 from predictor.admission import BadReview, decide
+from predictor.limitrange import LimitItem, parse_limit_range
 
 log = logging.getLogger("kinship.predictor.webhook")
 RESOURCE = "agentprofiles"
@@ -74,6 +76,70 @@ class ProfileCache:
             self._profiles.pop(key, None)
 
 
+class LimitRangeCache:
+    """The cpu/memory items of every namespace's LimitRanges, fed by one reflector."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_namespace: dict[str, dict[str, list[LimitItem]]] = {}
+        self._synced = False
+
+    @property
+    def ready(self) -> bool:
+        return self._synced
+
+    def mark_synced(self, kind: str) -> None:
+        self._synced = True
+
+    def items(self, namespace: str) -> list[LimitItem]:
+        ranges = self._by_namespace.get(namespace)
+        return [item for items in ranges.values() for item in items] if ranges else []
+
+    def upsert(self, namespace: str, name: str, items: list[LimitItem]) -> None:
+        with self._lock:
+            self._by_namespace.setdefault(namespace, {})[name] = items
+
+    def delete(self, namespace: str, name: str) -> None:
+        with self._lock:
+            ranges = self._by_namespace.get(namespace, {})
+            ranges.pop(name, None)
+            if not ranges:
+                self._by_namespace.pop(namespace, None)
+
+    def replace(self, ranges: dict[tuple[str, str], list[LimitItem]]) -> None:
+        by_namespace: dict[str, dict[str, list[LimitItem]]] = {}
+        for (namespace, name), items in ranges.items():
+            by_namespace.setdefault(namespace, {})[name] = items
+        with self._lock:
+            self._by_namespace = by_namespace
+
+
+def limit_ranges_resource(cache: LimitRangeCache, api: Any) -> watch.Resource:
+    """The LimitRanges reflector's resource. A LimitRange whose quantities do not parse keeps no
+    items (the API server validates them, so this is a client that reads them differently)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+
+    def parse(raw: msgspec.Raw) -> list[LimitItem]:
+        try:
+            return parse_limit_range(msgspec.json.decode(raw))
+        except InputError as exc:
+            log.warning("ignoring invalid %s", exc.render())
+            return []
+
+    def apply(kind: str, raw: msgspec.Raw) -> None:
+        if kind == "DELETED":
+            cache.delete(*watch.object_name(raw))
+        else:
+            cache.upsert(*watch.object_name(raw), parse(raw))
+
+    def relist(raws: list[msgspec.Raw]) -> None:
+        cache.replace({watch.object_name(raw): parse(raw) for raw in raws})
+
+    return watch.Resource("limitranges", core.list_limit_range_for_all_namespaces, relist, apply)
+
+
 def profiles_resource(cache: ProfileCache, api: Any) -> watch.Resource:
     """The AgentProfiles reflector's resource: a missing CRD is "no profiles yet", not an error."""
     from kubernetes import client
@@ -105,14 +171,14 @@ def profiles_resource(cache: ProfileCache, api: Any) -> watch.Resource:
     return watch.Resource(RESOURCE, list_profiles, relist, apply, optional=True)
 
 
-def create_app(cache: ProfileCache, policy: ProfilePolicy) -> FastAPI:
+def create_app(cache: ProfileCache, limit_ranges: LimitRangeCache, policy: ProfilePolicy) -> FastAPI:
     app = FastAPI(title="kinship admission webhook", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/mutate")
     async def mutate(request: Request) -> Response:
         body = await request.body()
         try:
-            decision = decide(body, cache.get, policy, time.time())
+            decision = decide(body, cache.get, policy, time.time(), limit_ranges.items)
         except BadReview as exc:
             return PlainTextResponse(f"bad AdmissionReview: {exc}\n", status_code=400)
         if decision.mutation.patch:
@@ -127,8 +193,11 @@ def create_app(cache: ProfileCache, policy: ProfilePolicy) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> PlainTextResponse:
-        if cache.ready:
+        waiting = [
+            kind for kind, c in (("AgentProfiles", cache), ("LimitRanges", limit_ranges)) if not c.ready
+        ]
+        if not waiting:
             return PlainTextResponse(f"ok: {len(cache)} AgentProfiles\n")
-        return PlainTextResponse("AgentProfiles not listed yet\n", status_code=503)
+        return PlainTextResponse(f"{' and '.join(waiting)} not listed yet\n", status_code=503)
 
     return app

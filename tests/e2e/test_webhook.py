@@ -33,6 +33,8 @@ from tests.serving import ROOT, free_port, stop
 pytestmark = pytest.mark.e2e
 MIB = 2**20
 OPT_IN = {"kinship.dev/right-size": "true"}
+# The dry-run probe's container: a memory limit, as a maxLimitRequestRatio LimitRange requires.
+PROBE_RESOURCES = {"limits": {"memory": "150Mi"}}
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -95,7 +97,12 @@ def webhook_configuration(name: str, namespace: str, port: int, ca: Path) -> dic
     return config
 
 
-def create_profile(custom: client.CustomObjectsApi, namespace: str) -> None:
+def create_profile(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    cpu_millicores: float = 122.4,
+    memory_bytes: float = 200.0 * MIB,
+) -> None:
     """A profile as the predictor publishes it: the object, then its status subresource."""
     body = {
         "apiVersion": "kinship.dev/v1alpha1",
@@ -111,7 +118,10 @@ def create_profile(custom: client.CustomObjectsApi, namespace: str) -> None:
         "confidence": 0.9,
         "lastTrained": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "containers": [
-            {"name": "agent", "recommendedRequests": {"cpuMillicores": 122.4, "memoryBytes": 200.0 * MIB}}
+            {
+                "name": "agent",
+                "recommendedRequests": {"cpuMillicores": cpu_millicores, "memoryBytes": memory_bytes},
+            }
         ],
     }
     custom.replace_namespaced_custom_object_status(
@@ -119,8 +129,17 @@ def create_profile(custom: client.CustomObjectsApi, namespace: str) -> None:
     )
 
 
-def deployment(name: str, replicas: int) -> dict[str, Any]:
+def deployment(name: str, replicas: int, sidecar: bool = True) -> dict[str, Any]:
     labels = {"app": name, **OPT_IN}
+    containers: list[dict[str, Any]] = [
+        {
+            "name": "agent",
+            "image": "agent:1",
+            "resources": {"requests": {"cpu": "1", "memory": "100Mi"}, "limits": {"memory": "150Mi"}},
+        }
+    ]
+    if sidecar:
+        containers.append({"name": "sidecar", "image": "proxy:1", "resources": {"requests": {"cpu": "50m"}}})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -130,45 +149,28 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": labels},  # no agent label: the agent is the Deployment's name
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "agent",
-                            "image": "agent:1",
-                            "resources": {
-                                "requests": {"cpu": "1", "memory": "100Mi"},
-                                "limits": {"memory": "150Mi"},
-                            },
-                        },
-                        {"name": "sidecar", "image": "proxy:1", "resources": {"requests": {"cpu": "50m"}}},
-                    ]
-                },
+                "spec": {"containers": containers},
             },
         },
     }
 
 
-def test_new_pods_of_a_profiled_agent_get_its_requests_and_pods_are_created_without_the_webhook(
-    api: client.ApiClient, kubeconfig: Path, tmp_path: Path
-) -> None:
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    custom, admission = client.CustomObjectsApi(api), client.AdmissionregistrationV1Api(api)
-    namespace = f"e2e-webhook-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
+@contextlib.contextmanager
+def webhook_in(api: client.ApiClient, kubeconfig: Path, directory: Path, namespace: str) -> Iterator[None]:
+    """The webhook process serving `namespace` through the shipped configuration, once the API
+    server calls it; the configuration is deleted on exit."""
+    core, admission = client.CoreV1Api(api), client.AdmissionregistrationV1Api(api)
     config_name = f"kinship-e2e-{namespace}"
-    ca, cert, key = make_certificates(tmp_path)
+    ca, cert, key = make_certificates(directory)
     port = free_port()
+    admission.create_mutating_webhook_configuration(webhook_configuration(config_name, namespace, port, ca))
     try:
-        create_profile(custom, namespace)
-        admission.create_mutating_webhook_configuration(
-            webhook_configuration(config_name, namespace, port, ca)
-        )
         with webhook_process(kubeconfig, cert, key, ca, port):
             # The API server picks the configuration up through its own watch: probe with
             # server-side dry runs (sideEffects None allows them) until the webhook is called.
             probe = {
                 "metadata": {"generateName": "probe-", "labels": {"kinship.dev/agent": "planner", **OPT_IN}},
-                "spec": {"containers": [{"name": "agent", "image": "agent:1"}]},
+                "spec": {"containers": [{"name": "agent", "image": "agent:1", "resources": PROBE_RESOURCES}]},
             }
             eventually(
                 timeout=30,
@@ -179,18 +181,62 @@ def test_new_pods_of_a_profiled_agent_get_its_requests_and_pods_are_created_with
                     )
                 ),
             )
+            yield
+    finally:
+        with contextlib.suppress(client.ApiException):
+            admission.delete_mutating_webhook_configuration(config_name)
+
+
+def pods_of(core: client.CoreV1Api, namespace: str, name: str, count: int) -> list[Any]:
+    def found() -> list[Any] | None:
+        pods = [
+            p for p in core.list_namespaced_pod(namespace).items if p.metadata.name.startswith(f"{name}-")
+        ]
+        return pods if len(pods) == count else None
+
+    return eventually(found, timeout=30)
+
+
+def test_requests_stay_within_the_namespaces_limit_range_so_pods_are_still_created(
+    api: client.ApiClient, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """LimitRanger validates after the webhook: a request below the namespace's Container min, or
+    below limit / maxLimitRequestRatio, would get every pod of the Deployment refused."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    namespace = f"e2e-limits-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        limits = {"type": "Container", "min": {"cpu": "200m"}, "maxLimitRequestRatio": {"memory": "1200m"}}
+        core.create_namespaced_limit_range(
+            namespace, {"metadata": {"name": "limits"}, "spec": {"limits": [limits]}}
+        )
+        create_profile(custom, namespace, cpu_millicores=50.0, memory_bytes=20.0 * MIB)
+        with webhook_in(api, kubeconfig, tmp_path, namespace):
+            # one container: a sidecar would need its own memory limit under this LimitRange
+            apps.create_namespaced_deployment(namespace, deployment("planner", 2, sidecar=False))
+            for pod in pods_of(core, namespace, "planner", 2):
+                (agent,) = pod.spec.containers
+                assert quantity(agent.resources.requests["cpu"]) == 0.2  # 50 m recommended
+                # 20 MiB recommended; the 150 Mi limit at most 1.2x the request needs 125 MiB
+                assert quantity(agent.resources.requests["memory"]) == 125 * MIB
+                assert ANNOTATION in pod.metadata.annotations
+    finally:
+        core.delete_namespace(namespace)
+
+
+def test_new_pods_of_a_profiled_agent_get_its_requests_and_pods_are_created_without_the_webhook(
+    api: client.ApiClient, kubeconfig: Path, tmp_path: Path
+) -> None:
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    namespace = f"e2e-webhook-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        create_profile(custom, namespace)
+        with webhook_in(api, kubeconfig, tmp_path, namespace):
             apps.create_namespaced_deployment(namespace, deployment("planner", 2))
-
-            def planner_pods() -> list[Any] | None:
-                found = [
-                    p
-                    for p in core.list_namespaced_pod(namespace).items
-                    if p.metadata.name.startswith("planner-")
-                ]
-                return found if len(found) == 2 else None
-
-            pods = eventually(planner_pods, timeout=30)
-            for pod in pods:
+            for pod in pods_of(core, namespace, "planner", 2):
                 agent, sidecar = pod.spec.containers
                 # 122.4 m rounded up; 200 MiB above the 150 Mi limit, capped at it
                 assert quantity(agent.resources.requests["cpu"]) == 0.123
@@ -216,6 +262,4 @@ def test_new_pods_of_a_profiled_agent_get_its_requests_and_pods_are_created_with
         assert created.spec.containers[0].resources.requests == {"cpu": "1"}
         assert ANNOTATION not in (created.metadata.annotations or {})
     finally:
-        with contextlib.suppress(client.ApiException):
-            admission.delete_mutating_webhook_configuration(config_name)
         core.delete_namespace(namespace)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from kinship.cli import app
 from kinship.profile import ProfilePolicy
-from predictor.webhook import ProfileCache, create_app
+from predictor.webhook import LimitRangeCache, ProfileCache, create_app
 from tests.manifests import MANIFESTS, kubectl
 from tests.serving import ROOT
 
@@ -73,9 +73,10 @@ def test_the_command_serves_the_mounted_certificate_on_the_container_port() -> N
 
 
 def test_probes_are_routes_of_the_webhook_over_https() -> None:
-    cache = ProfileCache()
+    cache, ranges = ProfileCache(), LimitRangeCache()
     cache.mark_synced("agentprofiles")
-    with TestClient(create_app(cache, ProfilePolicy())) as client:
+    ranges.mark_synced("limitranges")
+    with TestClient(create_app(cache, ranges, ProfilePolicy())) as client:
         for probe in ("readinessProbe", "livenessProbe"):
             get = container()[probe]["httpGet"]
             assert get["scheme"] == "HTTPS" and get["port"] == container()["ports"][0]["name"]
@@ -117,10 +118,11 @@ def test_the_configuration_calls_the_service_and_never_blocks_a_pod() -> None:
     )
 
 
-def test_the_role_lists_and_watches_agentprofiles_only() -> None:
+def test_the_role_lists_and_watches_agentprofiles_and_limitranges_only() -> None:
     role = find("ClusterRole", "kinship-webhook")
     assert role["rules"] == [
-        {"apiGroups": ["kinship.dev"], "resources": ["agentprofiles"], "verbs": ["list", "watch"]}
+        {"apiGroups": ["kinship.dev"], "resources": ["agentprofiles"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["limitranges"], "verbs": ["list", "watch"]},
     ]
     binding = find("ClusterRoleBinding", "kinship-webhook")
     (subject,) = binding["subjects"]

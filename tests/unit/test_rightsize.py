@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from kinship.errors import InputError
 from kinship.profile import AgentProfile, ProfilePolicy
 from predictor.admission import BadReview, decide
+from predictor.limitrange import LimitItem, parse_limit_range, pod_total
 from predictor.rightsize import (
     ANNOTATION,
     cpu_quantity,
@@ -237,6 +239,95 @@ def test_an_unparseable_limit_leaves_that_resource_alone() -> None:
     original = pod(container(limits={"cpu": "lots"}))
     patched = apply(right_size(original, profile(), POLICY, NOW).patch, original)
     assert patched["spec"]["containers"][0]["resources"]["requests"] == {"memory": str(300 * MIB)}
+
+
+# ---- LimitRanges: LimitRanger validates after the webhook and refuses the whole pod ----------
+
+
+def limits(*entries: dict[str, Any]) -> list[LimitItem]:
+    return parse_limit_range(
+        {"metadata": {"name": "limits", "namespace": "team"}, "spec": {"limits": list(entries)}}
+    )
+
+
+def requests_of(mutation_pod: dict[str, Any], mutation: Any, index: int = 0) -> dict[str, str]:
+    return dict(apply(mutation.patch, mutation_pod)["spec"]["containers"][index]["resources"]["requests"])
+
+
+def test_a_request_below_a_container_min_is_raised_to_it() -> None:
+    original = pod(container(requests={"cpu": "1", "memory": "1Gi"}))
+    items = limits({"type": "Container", "min": {"cpu": "400m"}})
+    mutation = right_size(original, profile(), POLICY, NOW, items)
+    assert requests_of(original, mutation) == {"cpu": "400m", "memory": str(300 * MIB)}
+    assert "agent cpu raised to the LimitRange team/limits min" in mutation.reason
+
+
+def test_a_request_stays_within_the_limit_to_request_ratio() -> None:
+    original = pod(container(requests={"cpu": "1"}, limits={"memory": "1Gi"}))
+    items = limits({"type": "Container", "maxLimitRequestRatio": {"memory": "2"}})
+    mutation = right_size(original, profile(), POLICY, NOW, items)
+    # 300 MiB recommended; a 1 GiB limit at most 2x the request needs 512 MiB
+    assert requests_of(original, mutation)["memory"] == str(512 * MIB)
+    assert "maxLimitRequestRatio" in mutation.reason
+
+
+def test_a_request_above_a_container_max_is_held_at_it() -> None:
+    original = pod(container(requests={"cpu": "100m"}))
+    items = limits({"type": "Container", "max": {"cpu": "200m"}})
+    rec = {"agent": {"cpuMillicores": 900.0}}
+    assert requests_of(original, right_size(original, profile(rec), POLICY, NOW, items)) == {"cpu": "200m"}
+
+
+def test_a_resource_no_request_can_satisfy_is_left_as_it_was() -> None:
+    original = pod(container(requests={"cpu": "1", "memory": "1Gi"}, limits={"cpu": "2"}))
+    items = limits({"type": "Container", "min": {"cpu": "3"}})  # the pod is refused anyway
+    mutation = right_size(original, profile(), POLICY, NOW, items)
+    assert requests_of(original, mutation) == {"cpu": "1", "memory": str(300 * MIB)}
+    assert "no request fits" in mutation.reason
+
+
+def test_a_change_that_would_break_a_pod_min_is_dropped_for_that_resource() -> None:
+    original = pod(
+        container(requests={"cpu": "1", "memory": "1Gi"}),
+        container("sidecar", requests={"cpu": "100m"}),
+    )
+    items = limits({"type": "Pod", "min": {"cpu": "1"}})
+    mutation = right_size(original, profile(), POLICY, NOW, items)
+    # 250m + 100m would be under the pod's 1-core min: cpu stays, memory is right-sized
+    assert requests_of(original, mutation) == {"cpu": "1", "memory": str(300 * MIB)}
+    assert "the pod's total would break the LimitRange team/limits min" in mutation.reason
+    # a pod already under the min is not this change's doing: it is right-sized as usual
+    under = pod(container(requests={"cpu": "500m"}))
+    assert requests_of(under, right_size(under, profile(), POLICY, NOW, items))["cpu"] == "250m"
+
+
+def test_pod_totals_add_sidecars_and_take_the_largest_init_container() -> None:
+    spec = {
+        "initContainers": [
+            {"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "100m"}}},
+            {"name": "migrate", "resources": {"requests": {"cpu": "2"}}},
+        ],
+        "containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}, {"name": "b"}],
+    }
+    assert pod_total(spec, "requests", "cpu", {}) == pytest.approx(2.1)  # migrate + the proxy
+    assert pod_total(spec, "requests", "cpu", {0: 3.0}) == pytest.approx(3.1)
+    assert pod_total(spec, "requests", "memory", {}) is None
+
+
+def test_limit_ranges_are_read_for_cpu_and_memory_of_pods_and_containers() -> None:
+    items = limits(
+        {"type": "Container", "min": {"cpu": "10m", "ephemeral-storage": "1Gi"}, "max": {"memory": "2Gi"}},
+        {"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}},
+        {"type": "Pod", "maxLimitRequestRatio": {"cpu": "4"}},
+    )
+    assert items == [
+        LimitItem("LimitRange team/limits", "Container", "cpu", min=0.01),
+        LimitItem("LimitRange team/limits", "Container", "memory", max=2.0 * 2**30),
+        LimitItem("LimitRange team/limits", "Pod", "cpu", max_ratio=4.0),
+    ]
+    with pytest.raises(InputError) as bad:
+        limits({"type": "Container", "min": {"cpu": "lots"}})
+    assert "spec.limits[0].min.cpu" in bad.value.render()
 
 
 # ---- the AdmissionReview envelope ----------------------------------------------------------

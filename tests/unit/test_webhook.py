@@ -16,7 +16,13 @@ from typer.testing import CliRunner
 
 from kinship.cli import app
 from kinship.profile import ProfilePolicy
-from predictor.webhook import ProfileCache, create_app, profiles_resource
+from predictor.webhook import (
+    LimitRangeCache,
+    ProfileCache,
+    create_app,
+    limit_ranges_resource,
+    profiles_resource,
+)
 
 
 def profile_doc(name: str, agent: str, cpu: float = 300.0) -> dict[str, Any]:
@@ -53,6 +59,21 @@ POD = {
 }
 
 
+def synced_limit_ranges(*docs: dict[str, Any]) -> LimitRangeCache:
+    ranges = LimitRangeCache()
+    resource = limit_ranges_resource(ranges, client.ApiClient())
+    resource.replace([raw(doc) for doc in docs])
+    ranges.mark_synced(resource.name)
+    return ranges
+
+
+def limit_range(name: str, namespace: str = "team", **container: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"limits": [{"type": "Container", **container}]},
+    }
+
+
 @pytest.fixture
 def cache() -> ProfileCache:
     cache = ProfileCache()
@@ -63,7 +84,7 @@ def cache() -> ProfileCache:
 
 
 def test_mutate_answers_from_the_cache(cache: ProfileCache) -> None:
-    with TestClient(create_app(cache, ProfilePolicy())) as http:
+    with TestClient(create_app(cache, synced_limit_ranges(), ProfilePolicy())) as http:
         reply = http.post("/mutate", json=review(POD))
     assert reply.status_code == 200
     response = reply.json()["response"]
@@ -72,25 +93,54 @@ def test_mutate_answers_from_the_cache(cache: ProfileCache) -> None:
     assert patch[0]["value"] == {"requests": {"cpu": "300m"}}
 
 
+def test_mutate_keeps_requests_within_the_namespaces_limit_ranges(cache: ProfileCache) -> None:
+    ranges = synced_limit_ranges(
+        limit_range("floor", min={"cpu": "400m"}),
+        limit_range("elsewhere", namespace="other", min={"cpu": "2"}),
+    )
+    with TestClient(create_app(cache, ranges, ProfilePolicy())) as http:
+        patch = json.loads(
+            base64.b64decode(http.post("/mutate", json=review(POD)).json()["response"]["patch"])
+        )
+    assert patch[0]["value"] == {"requests": {"cpu": "400m"}}  # 300m recommended, team's min 400m
+
+
+def test_limit_range_events_follow_each_object() -> None:
+    ranges = synced_limit_ranges(limit_range("a", min={"cpu": "100m"}))
+    resource = limit_ranges_resource(ranges, client.ApiClient())
+    resource.apply("ADDED", raw(limit_range("b", max={"memory": "1Gi"})))
+    assert sorted((i.source, i.resource) for i in ranges.items("team")) == [
+        ("LimitRange team/a", "cpu"),
+        ("LimitRange team/b", "memory"),
+    ]
+    resource.apply("MODIFIED", raw(limit_range("a", min={"cpu": "lots"})))  # unreadable: no bounds
+    resource.apply("DELETED", raw({"metadata": {"name": "b", "namespace": "team"}}))
+    assert ranges.items("team") == []
+
+
 @pytest.mark.parametrize(
     "body", [b"{", b'"pod"', json.dumps({"apiVersion": "v1", "kind": "Pod"}).encode(), b""]
 )
 def test_mutate_refuses_what_is_no_admission_review_with_400_and_a_message(
     cache: ProfileCache, body: bytes
 ) -> None:
-    with TestClient(create_app(cache, ProfilePolicy()), raise_server_exceptions=False) as http:
+    app = create_app(cache, synced_limit_ranges(), ProfilePolicy())
+    with TestClient(app, raise_server_exceptions=False) as http:
         reply = http.post("/mutate", content=body, headers={"content-type": "application/json"})
     assert reply.status_code == 400
     assert reply.text.startswith("bad AdmissionReview: ")
     assert "Traceback" not in reply.text
 
 
-def test_readyz_waits_for_the_first_list() -> None:
-    cache = ProfileCache()
-    with TestClient(create_app(cache, ProfilePolicy())) as http:
+def test_readyz_waits_for_the_first_list_of_profiles_and_limit_ranges() -> None:
+    cache, ranges = ProfileCache(), LimitRangeCache()
+    with TestClient(create_app(cache, ranges, ProfilePolicy())) as http:
         assert http.get("/readyz").status_code == 503
         assert http.get("/livez").status_code == 200
         cache.mark_synced("agentprofiles")
+        reply = http.get("/readyz")
+        assert reply.status_code == 503 and reply.text == "LimitRanges not listed yet\n"
+        ranges.mark_synced("limitranges")
         assert http.get("/readyz").status_code == 200
 
 

@@ -1,0 +1,166 @@
+"""A namespace's LimitRanges as bounds on the requests right-sizing sets: pure, no I/O.
+
+The LimitRanger admission plugin validates a pod after every mutating webhook has run. A request
+the webhook lowered below a Container `min`, or below `limit / maxLimitRequestRatio`, gets the
+whole pod refused with 403, and a Deployment's ReplicaSet then creates no pods at all: far worse
+than the request the user wrote. So each request is kept within what the namespace's LimitRanges
+allow (the nearest allowed value to the recommendation), and a resource whose LimitRanges allow
+no request at or under the container's limit is left as it was. Pod-type items bound the pod's
+total; a change that would break one is dropped for that resource (`pod_breaks`).
+
+Only cpu and memory are read: they are what profiles recommend. Values are base units (cores,
+bytes), as kinship.quantity returns them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kinship.errors import InputError
+from kinship.quantity import quantity
+
+CONTAINER, POD = "Container", "Pod"
+CONTAINER_LIMIT = "the container's limit"
+RESOURCES = ("cpu", "memory")
+
+
+@dataclass(frozen=True)
+class LimitItem:
+    """One resource's constraints from one `spec.limits` entry of a LimitRange."""
+
+    source: str  # "LimitRange team/limits", for the reasons logged
+    kind: str  # CONTAINER or POD
+    resource: str
+    min: float | None = None
+    max: float | None = None
+    max_ratio: float | None = None  # maxLimitRequestRatio: limit / request at most this
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The requests a container may have for one resource: [low, high], each with the LimitRange
+    or limit that sets it (empty: unbounded on that side)."""
+
+    low: float = 0.0
+    low_by: str = ""
+    high: float = math.inf
+    high_by: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return self.low > self.high
+
+
+def parse_limit_range(obj: Mapping[str, Any]) -> list[LimitItem]:
+    """The cpu/memory items of a LimitRange object (InputError naming the object and field)."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    source = f"LimitRange {meta.get('namespace', '?')}/{meta.get('name', '?')}"
+    spec = obj.get("spec")
+    limits = spec.get("limits") if isinstance(spec, Mapping) else None
+    if not isinstance(limits, list):
+        return []
+    items: list[LimitItem] = []
+    problems: list[str] = []
+    for i, entry in enumerate(limits):
+        if not isinstance(entry, Mapping) or entry.get("type") not in (CONTAINER, POD):
+            continue  # PersistentVolumeClaim items, or what the API server would not store
+        values: dict[str, dict[str, float]] = {r: {} for r in RESOURCES}
+        for field, key in (("min", "min"), ("max", "max"), ("maxLimitRequestRatio", "max_ratio")):
+            given = entry.get(field)
+            if not isinstance(given, Mapping):
+                continue
+            for resource in RESOURCES:
+                if resource in given:
+                    try:
+                        values[resource][key] = quantity(given[resource])
+                    except ValueError as exc:
+                        problems.append(f"spec.limits[{i}].{field}.{resource}: {exc}")
+        items.extend(
+            LimitItem(source, str(entry["type"]), resource, **found)
+            for resource, found in values.items()
+            if found
+        )
+    if problems:
+        raise InputError(source, problems)
+    return items
+
+
+def request_bounds(items: Iterable[LimitItem], resource: str, limit: float | None) -> Bounds:
+    """Where a container's request for `resource` may lie, given its limit (None: no limit)."""
+    bounds = Bounds() if limit is None else Bounds(high=limit, high_by=CONTAINER_LIMIT)
+    for item in items:
+        if item.kind != CONTAINER or item.resource != resource:
+            continue
+        lows = [(item.min, f"the {item.source} min")]
+        if item.max_ratio and limit is not None:
+            lows.append((limit / item.max_ratio, f"the {item.source} maxLimitRequestRatio"))
+        for low, why in lows:
+            if low is not None and low > bounds.low:
+                bounds = Bounds(low, why, bounds.high, bounds.high_by)
+        if item.max is not None and item.max < bounds.high:
+            bounds = Bounds(bounds.low, bounds.low_by, item.max, f"the {item.source} max")
+    return bounds
+
+
+def pod_total(
+    spec: Mapping[str, Any], field: str, resource: str, changed: Mapping[int, float]
+) -> float | None:
+    """The pod's total request or limit (`field`) of `resource` as LimitRanger sums it: app
+    containers and restartable init containers (sidecars) add up, a plain init container counts
+    on its own with the sidecars started before it, the largest wins. `changed` replaces the
+    request of app container i. None when no container sets it."""
+    seen = False
+
+    def value(container: Any, index: int | None = None) -> float:
+        nonlocal seen
+        if index is not None and index in changed and field == "requests":
+            seen = True
+            return changed[index]
+        resources = container.get("resources") if isinstance(container, Mapping) else None
+        given = resources.get(field) if isinstance(resources, Mapping) else None
+        if not isinstance(given, Mapping) or resource not in given:
+            return 0.0
+        seen = True
+        return quantity(given[resource])
+
+    total = sum(value(c, i) for i, c in enumerate(spec.get("containers") or ()))
+    sidecars = largest = 0.0
+    for init in spec.get("initContainers") or ():
+        own = value(init)
+        if isinstance(init, Mapping) and init.get("restartPolicy") == "Always":
+            sidecars += own
+            total += own
+        else:
+            largest = max(largest, own + sidecars)
+    return max(total, largest) if seen else None
+
+
+def pod_breaks(
+    items: Sequence[LimitItem], spec: Mapping[str, Any], resource: str, changed: Mapping[int, float]
+) -> str | None:
+    """Why the pod with requests `changed` would break a Pod-type item it did not break as it
+    was, or None."""
+    for item in items:
+        if item.kind != POD or item.resource != resource:
+            continue
+        before = _pod_problem(item, spec, {})
+        after = _pod_problem(item, spec, changed)
+        if after and not before:
+            return f"the pod's total would break the {item.source} {after}"
+    return None
+
+
+def _pod_problem(item: LimitItem, spec: Mapping[str, Any], changed: Mapping[int, float]) -> str | None:
+    request = pod_total(spec, "requests", item.resource, changed)
+    limit = pod_total(spec, "limits", item.resource, changed)
+    if item.min is not None and (request is None or request < item.min):
+        return "min"
+    if item.max is not None and (request or 0.0) > item.max:
+        return "max"
+    if item.max_ratio and request and limit and limit / request > item.max_ratio:
+        return "maxLimitRequestRatio"
+    return None
