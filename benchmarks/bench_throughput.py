@@ -10,8 +10,12 @@ Per node count, for each scheduler in turn:
 The pods are agent teams (5 agents x 2 replicas per namespace, a chain AgentGraph), created team
 by team as Deployments roll out, so the extender scores real graph terms and its peer-binding
 wait (see docs/extender.md) is part of what is measured.
-Three schedulers: the default profile, "floor" (a kube-scheduler calling an extender that does no
-work, benchmarks/floor_app.py: the extender protocol's own cost here) and the kinship profile.
+Five schedulers: the default profile; "profile", the kinship profile without its extender (every
+feasible node scored, no default spreading: what the profile alone costs kube-scheduler);
+"unbatched", the same with kube-scheduler's OpportunisticBatching off (a profile with extenders
+loses it: consecutive pods of one signature no longer reuse the previous pod's node ranking);
+"floor" (the profile calling an extender that does no work, benchmarks/floor_app.py: the extender
+protocol's own cost here) and the kinship profile.
 Per run it also prints each component's CPU milliseconds per pod and their sum (on two cores
 they share one budget, so the sum bounds throughput and the parts say where a difference comes
 from), the time its threads waited for a CPU, and
@@ -55,10 +59,14 @@ REPLICAS = 2
 LATENCY_PODS = 100
 LATENCY_GAP_SECONDS = 0.05
 QUIET_SECONDS = 2.0
-# (label, schedulerName, process): "floor" is a kube-scheduler calling an extender that does
-# nothing (benchmarks/floor_app.py): what the extender protocol alone costs on this machine.
+# (label, schedulerName, process): "profile" is the kinship profile without its extender,
+# "unbatched" the same without kube-scheduler's batching, "floor" a kube-scheduler calling an
+# extender that does nothing (benchmarks/floor_app.py): what the profile, the loss of batching and
+# the extender protocol each cost on this machine.
 SCHEDULERS = (
     ("default", "default-scheduler", "kube-scheduler"),
+    ("profile", "kinship-profile", "profile-scheduler"),
+    ("unbatched", "kinship-unbatched", "unbatched-scheduler"),
     ("floor", "kinship-floor", "floor-scheduler"),
     ("kinship", "kinship", "kinship-scheduler"),
 )
@@ -90,6 +98,21 @@ def floor_scheduler(state: Path, env: dict[str, str]) -> Iterator[dict[str, int]
     finally:
         app.terminate()
         app.wait(timeout=30)
+
+
+@contextmanager
+def profile_scheduler(env: dict[str, str], batching: bool) -> Iterator[dict[str, int]]:
+    """A kube-scheduler with the kinship profile (the cluster's rendered copy of the shipped config)
+    and no extender: the share of the gap that scoring every feasible node costs by itself, with
+    or without the batching an extender turns off."""
+    label = "profile" if batching else "unbatched"
+    config = yaml.safe_load(Path(env["KINSHIP_SCHEDULER_CONFIG"]).read_text())
+    (profile,) = config["profiles"]
+    profile["schedulerName"] = f"kinship-{label}"
+    del config["extenders"]
+    flags = () if batching else ("--feature-gates=OpportunisticBatching=false",)
+    with extra_kube_scheduler(env, config, f"{label}-scheduler", *flags) as scheduler:
+        yield {f"{label}-scheduler": scheduler.pid}
 
 
 HANDLER_SECONDS = "kinship_extender_request_duration_seconds"
@@ -481,20 +504,24 @@ def create_teams(core: Any, custom: Any, namespaces: list[str]) -> None:
 
 
 def print_table(table: list[tuple[int, dict[str, dict[str, float]]]]) -> None:
+    labels = [label for label, _, _ in SCHEDULERS]
     print(
-        "\n| nodes | pods/s default / floor / kinship | kinship vs default | floor vs default "
-        "| kinship vs floor | p50 / p99 ms default | floor | kinship "
-        "| traffic crossing nodes default / floor / kinship |"
+        f"\n| nodes | pods/s {' / '.join(labels)} | "
+        + " | ".join(f"{x} vs default" for x in labels[1:])
+        + " | kinship vs floor | p50 / p99 ms "
+        + " | ".join(labels)
+        + f" | traffic crossing nodes {' / '.join(labels)} |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---" * (2 * len(labels) + 4) + "|")
     for n, r in table:
-        d, f, k = (r[label]["pods_per_second"] for label in ("default", "floor", "kinship"))
-        lat = [f"{r[x]['p50_ms']:.0f} / {r[x]['p99_ms']:.0f}" for x in ("default", "floor", "kinship")]
+        rate = {x: r[x]["pods_per_second"] for x in labels}
         print(
-            f"| {n} | {d:.0f} / {f:.0f} / {k:.0f} | {k / d:.0%} | {f / d:.0%} | {k / f:.0%} | "
-            + " | ".join(lat)
+            f"| {n} | {' / '.join(f'{rate[x]:.0f}' for x in labels)} | "
+            + " | ".join(f"{rate[x] / rate['default']:.0%}" for x in labels[1:])
+            + f" | {rate['kinship'] / rate['floor']:.0%} | "
+            + " | ".join(f"{r[x]['p50_ms']:.0f} / {r[x]['p99_ms']:.0f}" for x in labels)
             + " | "
-            + " / ".join(f"{r[x]['cross_node']:.0%}" for x in ("default", "floor", "kinship"))
+            + " / ".join(f"{r[x]['cross_node']:.0%}" for x in labels)
             + " |"
         )
 
@@ -526,8 +553,10 @@ def main() -> None:
         namespaces = [f"bench-team-{t:03d}" for t in range(teams)]
         create_teams(core, custom, namespaces)
         bindings = Bindings(core)
-        floor = stack.enter_context(floor_scheduler(state, dict(line.split("=", 1) for line in env_lines)))
-        pids.update(floor)
+        cluster_env = dict(line.split("=", 1) for line in env_lines)
+        for batching in (True, False):
+            pids.update(stack.enter_context(profile_scheduler(cluster_env, batching)))
+        pids.update(stack.enter_context(floor_scheduler(state, cluster_env)))
         print(
             f"{teams * AGENTS_PER_TEAM * REPLICAS} pods per batch ({teams} teams); latency over "
             f"{LATENCY_PODS} pods one at a time"

@@ -72,7 +72,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def extra_kube_scheduler(
-    env: dict[str, str], config: dict[str, Any], name: str
+    env: dict[str, str], config: dict[str, Any], name: str, *flags: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """One more stock kube-scheduler on a local cluster (`env`: its cluster.env), with `config`
     (a KubeSchedulerConfiguration, usually the cluster's rendered kinship config with a few fields
@@ -91,6 +91,7 @@ def extra_kube_scheduler(
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
         "--profiling=false",
+        *flags,
     ]
     with (state / "logs" / f"{name}.log").open("w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
