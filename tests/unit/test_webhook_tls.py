@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
+from kinship.cli import app
 from kinship.profile import ProfilePolicy
+from kinship.watch import Reflector
 from predictor.tls import CertificateReloader
 from predictor.webhook import ProfileCache, create_app
 from tests.serving import free_port
@@ -170,3 +173,37 @@ def test_a_missing_file_during_a_swap_keeps_the_old_pair(
     reloader.ssl_context_factory(None, lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     key.unlink()
     assert reloader.poll() is False
+
+
+def test_the_cli_serves_through_the_reloader(
+    tmp_path: Path, pairs: tuple[tuple[bytes, bytes], tuple[bytes, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (cert_a, key_a), (cert_b, key_b) = pairs
+    volume = SecretVolume(tmp_path / "tls")
+    volume.write(cert_a, key_a)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n"
+    )
+    served: list[ssl.SSLContext | None] = []
+
+    def run(server: uvicorn.Server) -> None:  # the config as the command built it, not served
+        server.config.load()
+        served.append(server.config.ssl)
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    monkeypatch.setattr(Reflector, "start", lambda self: None)  # no API server here
+    result = CliRunner().invoke(
+        app,
+        ["predict", "webhook", "--tls-cert-file", str(volume.cert), "--tls-key-file", str(volume.key),
+         "--kubeconfig", str(kubeconfig), "--log-format", "text"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (context,) = served
+    assert context is not None and context.sni_callback is not None
+    reloader = context.sni_callback.__self__  # type: ignore[attr-defined]
+    assert isinstance(reloader, CertificateReloader)
+    volume.write(cert_b, key_b)
+    assert reloader.poll() is True
