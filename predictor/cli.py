@@ -441,7 +441,11 @@ def train(
 @predict_app.command()
 def webhook(
     tls_cert_file: Annotated[
-        Path, typer.Option(help="Serving certificate (PEM; its SANs must name the webhook's address).")
+        Path,
+        typer.Option(
+            help="Serving certificate (PEM; its SANs must name the webhook's address). Reloaded, "
+            "without a restart, when it or --tls-key-file changes (a renewed Secret)."
+        ),
     ],
     tls_key_file: Annotated[Path, typer.Option(help="Private key of --tls-cert-file (PEM).")],
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve /mutate, /readyz, /livez on.")] = (
@@ -486,6 +490,10 @@ def webhook(
     except InputError as exc:
         raise _fail(exc) from None
 
+    from predictor.tls import CertificateReloader
+
+    reloader = CertificateReloader(tls_cert_file, tls_key_file)  # cert-manager renews the pair in place
+
     import uvicorn
 
     from kinship.watch import Reflector
@@ -511,10 +519,12 @@ def webhook(
             port=port,
             ssl_certfile=str(tls_cert_file),
             ssl_keyfile=str(tls_key_file),
+            ssl_context_factory=reloader.ssl_context_factory,
             access_log=False,
             log_config=None,
         )
     )
+    reloader.start()  # a daemon thread: it ends with the process, which ends when the server does
     try:
         server.run()
     finally:
