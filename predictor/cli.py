@@ -524,10 +524,11 @@ def webhook(
             log_config=None,
         )
     )
-    reloader.start()  # a daemon thread: it ends with the process, which ends when the server does
+    reloader.start()
     try:
         server.run()
     finally:
+        reloader.stop()
         for reflector in reflectors:
             reflector.stop()
 

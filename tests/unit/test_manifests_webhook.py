@@ -118,6 +118,25 @@ def test_the_configuration_calls_the_service_and_never_blocks_a_pod() -> None:
     )
 
 
+def test_a_renewed_serving_certificate_keeps_the_ca_the_api_server_trusts() -> None:
+    """The serving certificate comes from a CA Issuer, not a self-signed one: the injected
+    caBundle (that CA) stays the same across renewals, while the webhook picks up the new pair."""
+    serving = find("Certificate", "kinship-webhook")["spec"]
+    issuer = find("Issuer", serving["issuerRef"]["name"])["spec"]
+    ca = [
+        c
+        for c in rendered()
+        if c["kind"] == "Certificate" and c["spec"]["secretName"] == issuer["ca"]["secretName"]
+    ]
+    (ca_certificate,) = ca
+    assert ca_certificate["spec"]["isCA"] is True
+    assert "selfSigned" in find("Issuer", ca_certificate["spec"]["issuerRef"]["name"])["spec"]
+    ca_hours, serving_hours = (
+        int(c["duration"].removesuffix("h")) for c in (ca_certificate["spec"], serving)
+    )
+    assert ca_hours > 10 * serving_hours
+
+
 def test_the_role_lists_and_watches_agentprofiles_and_limitranges_only() -> None:
     role = find("ClusterRole", "kinship-webhook")
     assert role["rules"] == [
