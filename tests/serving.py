@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +110,16 @@ def extra_kube_scheduler(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, poll: float = 0.1) -> Any:
+    """Poll until `check` returns a truthy value, and return it (watches deliver within
+    milliseconds); AssertionError with the last value at `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout}s; last value {last!r}")

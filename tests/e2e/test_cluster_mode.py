@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,9 @@ import pytest
 from kubernetes import client
 
 from tests import objects as k
-from tests.serving import kinship_serve, wait_ready
+from tests.serving import eventually, kinship_serve, wait_ready
 
 pytestmark = pytest.mark.e2e
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll until `check` returns a truthy value (watches deliver within milliseconds)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout}s; last value {last!r}")
 
 
 def api_pod(name: str, ns: str, node: str, agent: str, gpus: int = 0) -> dict[str, Any]:

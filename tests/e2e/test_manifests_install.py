@@ -25,9 +25,9 @@ from kubernetes import client
 
 from kinship.demo import delete_namespace
 from tests.e2e.teams import cluster_env
-from tests.e2e.test_cluster_mode import api_pod, eventually
+from tests.e2e.test_cluster_mode import api_pod
 from tests.manifests import MANIFESTS, find, kubectl, rendered
-from tests.serving import extra_kube_scheduler
+from tests.serving import eventually, extra_kube_scheduler
 
 pytestmark = [
     pytest.mark.e2e,

@@ -26,8 +26,9 @@ from extender.binder import Binder
 from extender.state import ClusterState
 from kinship.demo import delete_namespace
 from tests import objects as k
-from tests.e2e.test_cluster_mode import api_pod, eventually, unscheduled_pod
+from tests.e2e.test_cluster_mode import api_pod, unscheduled_pod
 from tests.manifests import find, kubectl
+from tests.serving import eventually
 
 pytestmark = [
     pytest.mark.e2e,

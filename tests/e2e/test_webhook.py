@@ -26,9 +26,8 @@ from kubernetes import client
 
 from kinship.quantity import quantity
 from predictor.rightsize import ANNOTATION
-from tests.e2e.test_cluster_mode import eventually
 from tests.manifests import MANIFESTS
-from tests.serving import ROOT, free_port, stop
+from tests.serving import ROOT, eventually, free_port, stop
 
 pytestmark = pytest.mark.e2e
 MIB = 2**20

@@ -20,7 +20,7 @@ from kubernetes import client
 from kinship.demo import Team, delete_namespace, wait_bound
 from tests import objects as k
 from tests.e2e.teams import cached, deploy_team
-from tests.e2e.test_cluster_mode import eventually
+from tests.serving import eventually
 
 pytestmark = pytest.mark.e2e
 

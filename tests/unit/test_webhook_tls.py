@@ -10,9 +10,9 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -22,10 +22,15 @@ from kinship.cli import app
 from kinship.profile import ProfilePolicy
 from kinship.watch import Reflector
 from predictor.tls import CertificateReloader
-from predictor.webhook import ProfileCache, create_app
-from tests.serving import free_port
+from predictor.webhook import LimitRangeCache, ProfileCache, create_app
+from tests.serving import eventually, free_port
 
 POLL_SECONDS = 0.05
+
+
+def soon(check: Callable[[], Any]) -> Any:
+    """`eventually` at the reloader's test poll interval: a renewal is seen within a few polls."""
+    return eventually(check, timeout=5.0, poll=POLL_SECONDS)
 
 
 def make_pair(directory: Path, name: str) -> tuple[bytes, bytes]:
@@ -84,14 +89,6 @@ def der(pem: bytes) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem.decode())
 
 
-def eventually(condition: Callable[[], bool], timeout_seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not true after {timeout_seconds}s")
-        time.sleep(POLL_SECONDS)
-
-
 @contextlib.contextmanager
 def webhook_server(cert: Path, key: Path) -> Iterator[int]:
     """The webhook's app behind uvicorn over TLS, with the reloader wired as `predict webhook`
@@ -99,7 +96,7 @@ def webhook_server(cert: Path, key: Path) -> Iterator[int]:
     reloader = CertificateReloader(cert, key, poll_interval_seconds=POLL_SECONDS)
     port = free_port()
     config = uvicorn.Config(
-        create_app(ProfileCache(), ProfilePolicy()),
+        create_app(ProfileCache(), LimitRangeCache(), ProfilePolicy()),
         host="127.0.0.1",
         port=port,
         ssl_certfile=str(cert),
@@ -113,7 +110,7 @@ def webhook_server(cert: Path, key: Path) -> Iterator[int]:
     thread.start()
     reloader.start()
     try:
-        eventually(lambda: server.started)
+        soon(lambda: server.started)
         yield port
     finally:
         reloader.stop()
@@ -137,7 +134,7 @@ def test_a_renewed_secret_is_served_to_new_connections_without_a_restart(
     with webhook_server(volume.cert, volume.key) as port:
         assert served_certificate(port) == der(cert_a)
         volume.write(cert_b, key_b)
-        eventually(lambda: served_certificate(port) == der(cert_b))
+        soon(lambda: served_certificate(port) == der(cert_b))
     loaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving the certificate")]
     assert len(loaded) == 2 and "notAfter" in loaded[1] and "unknown" not in loaded[1]
 
@@ -152,11 +149,11 @@ def test_a_half_written_pair_keeps_the_old_one_served_and_warns_until_it_is_whol
     caplog.set_level(logging.DEBUG, logger="kinship.predictor.tls")
     with webhook_server(cert, key) as port:
         cert.write_bytes(cert_b)  # a copy in place, the key not yet written
-        eventually(lambda: any(r.levelno == logging.WARNING for r in caplog.records))
-        eventually(lambda: sum(r.levelno == logging.DEBUG for r in caplog.records) >= 2)  # retried
+        soon(lambda: any(r.levelno == logging.WARNING for r in caplog.records))
+        soon(lambda: sum(r.levelno == logging.DEBUG for r in caplog.records) >= 2)  # retried
         assert served_certificate(port) == der(cert_a)
         key.write_bytes(key_b)
-        eventually(lambda: served_certificate(port) == der(cert_b))
+        soon(lambda: served_certificate(port) == der(cert_b))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings  # once per problem, not per poll
     assert str(cert) in warnings[0] and str(key) in warnings[0] and "KEY_VALUES_MISMATCH" in warnings[0]
