@@ -77,11 +77,13 @@ class ProfileCache:
 
 
 class LimitRangeCache:
-    """The cpu/memory items of every namespace's LimitRanges, fed by one reflector."""
+    """The cpu/memory items of every namespace's LimitRanges, fed by one reflector. Writers rebuild
+    a namespace's tuple under the lock; readers (request handlers) do one dict lookup, lock-free."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_namespace: dict[str, dict[str, list[LimitItem]]] = {}
+        self._by_object: dict[tuple[str, str], list[LimitItem]] = {}
+        self._by_namespace: dict[str, tuple[LimitItem, ...]] = {}
         self._synced = False
 
     @property
@@ -91,27 +93,34 @@ class LimitRangeCache:
     def mark_synced(self, kind: str) -> None:
         self._synced = True
 
-    def items(self, namespace: str) -> list[LimitItem]:
-        ranges = self._by_namespace.get(namespace)
-        return [item for items in ranges.values() for item in items] if ranges else []
+    def items(self, namespace: str) -> tuple[LimitItem, ...]:
+        return self._by_namespace.get(namespace, ())
 
     def upsert(self, namespace: str, name: str, items: list[LimitItem]) -> None:
         with self._lock:
-            self._by_namespace.setdefault(namespace, {})[name] = items
+            self._by_object[(namespace, name)] = items
+            self._rebuild(namespace)
 
     def delete(self, namespace: str, name: str) -> None:
         with self._lock:
-            ranges = self._by_namespace.get(namespace, {})
-            ranges.pop(name, None)
-            if not ranges:
-                self._by_namespace.pop(namespace, None)
+            self._by_object.pop((namespace, name), None)
+            self._rebuild(namespace)
 
     def replace(self, ranges: dict[tuple[str, str], list[LimitItem]]) -> None:
-        by_namespace: dict[str, dict[str, list[LimitItem]]] = {}
-        for (namespace, name), items in ranges.items():
-            by_namespace.setdefault(namespace, {})[name] = items
+        by_namespace: dict[str, list[LimitItem]] = {}
+        for (namespace, _), items in sorted(ranges.items()):
+            by_namespace.setdefault(namespace, []).extend(items)
         with self._lock:
-            self._by_namespace = by_namespace
+            self._by_object = dict(ranges)
+            self._by_namespace = {ns: tuple(items) for ns, items in by_namespace.items() if items}
+
+    def _rebuild(self, namespace: str) -> None:
+        mine = sorted((key, items) for key, items in self._by_object.items() if key[0] == namespace)
+        items = tuple(item for _, found in mine for item in found)
+        if items:
+            self._by_namespace[namespace] = items
+        else:
+            self._by_namespace.pop(namespace, None)
 
 
 def limit_ranges_resource(cache: LimitRangeCache, api: Any) -> watch.Resource:

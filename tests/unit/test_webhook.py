@@ -115,7 +115,7 @@ def test_limit_range_events_follow_each_object() -> None:
     ]
     resource.apply("MODIFIED", raw(limit_range("a", min={"cpu": "lots"})))  # unreadable: no bounds
     resource.apply("DELETED", raw({"metadata": {"name": "b", "namespace": "team"}}))
-    assert ranges.items("team") == []
+    assert ranges.items("team") == ()
 
 
 @pytest.mark.parametrize(
