@@ -156,7 +156,10 @@ def _within_pod_limits(
     """`changes` less every resource whose new requests would break a Pod-type LimitRange item."""
     for resource in (CPU, MEMORY):
         changed = {i: quantity(w[resource]) for i, w in changes.items() if resource in w}
-        broken = pod_breaks(limit_items, spec, resource, changed) if changed else None
+        try:
+            broken = pod_breaks(limit_items, spec, resource, changed) if changed else None
+        except ValueError as exc:  # another container's quantity: the pod's total is unknown
+            broken = f"the pod's total cannot be checked against its LimitRanges: {exc}"
         if broken:
             skipped.append(f"{resource}: {broken}")
             changes = {i: {r: v for r, v in w.items() if r != resource} for i, w in changes.items()}

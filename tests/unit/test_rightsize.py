@@ -301,6 +301,14 @@ def test_a_change_that_would_break_a_pod_min_is_dropped_for_that_resource() -> N
     assert requests_of(under, right_size(under, profile(), POLICY, NOW, items))["cpu"] == "250m"
 
 
+def test_a_pod_total_that_cannot_be_summed_keeps_that_resource_as_it_was() -> None:
+    original = pod(container(requests={"cpu": "1"}), container("sidecar", requests={"cpu": "lots"}))
+    items = limits({"type": "Pod", "min": {"cpu": "1"}})
+    mutation = right_size(original, profile(), POLICY, NOW, items)
+    assert requests_of(original, mutation) == {"cpu": "1", "memory": str(300 * MIB)}
+    assert "cannot be checked" in mutation.reason
+
+
 def test_pod_totals_add_sidecars_and_take_the_largest_init_container() -> None:
     spec = {
         "initContainers": [
