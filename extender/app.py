@@ -100,6 +100,7 @@ class Extender:
         ctx = placement.PodContext.of(args.pod, self.state)
         cand = placement.candidates(self.state, args, self.resolver)
         out = placement.run_filter(self.state, ctx, cand)
+        placement.keep_best(self.state, ctx, cand, out, self.config)
         for reason, count in out.removed.items():
             self.metrics.filtered_out.labels(reason).inc(count)
         passed = np.flatnonzero(out.passed).tolist()

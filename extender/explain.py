@@ -23,6 +23,7 @@ from extender.placement import (
     PodContext,
     Priorities,
     candidates_from_names,
+    keep_best,
     resolve_names,
     run_filter,
     run_prioritize,
@@ -162,8 +163,10 @@ def table(
 
 def filter_lines(cand: Candidates, filt: FilterOutcome) -> Iterator[str]:
     reasons = {**filt.failed, **filt.unresolvable}
+    not_best = set(filt.not_best)
     for i in np.flatnonzero(~filt.passed):
-        yield f"  {cand.names[i]}: {reasons.get(cand.names[i], 'filtered')}"
+        why = "fits, but not among the filter_keep_best nodes Kinship scores best"
+        yield f"  {cand.names[i]}: {why if i in not_best else reasons.get(cand.names[i], 'filtered')}"
 
 
 def render(
@@ -178,6 +181,7 @@ def render(
             raise InputError(str(pod_file), [str(exc)]) from None
         cand = candidates_from_names(state, resolve_names(state, state.node_names()))
         filt = run_filter(state, ctx, cand)
+        keep_best(state, ctx, cand, filt, config)
         fit = NodeFit.of(state, cand)
         passed = np.flatnonzero(filt.passed)
         prio = None
@@ -191,6 +195,13 @@ def render(
         zone_names = {i: z for z, i in state.zones().items()}
     for line in header_lines(ctx, prio, state):
         console.print(line, highlight=False)
+    if filt.not_best:
+        console.print(
+            f"  filter_keep_best {config.filter_keep_best}: kube-scheduler is shown the "
+            f"{passed.size} of {passed.size + len(filt.not_best)} fitting nodes Kinship scores best, "
+            "and these scores are over those alone",
+            highlight=False,
+        )
     console.print(table(ctx, cand, filt, prio, passed, zone_names, fit))
     if not filt.passed.all():
         console.print("filtered out by the extender:")

@@ -244,6 +244,9 @@ class FilterOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # preemption could help
     unresolvable: dict[str, str] = field(default_factory=dict)  # preemption cannot help
     removed: dict[str, int] = field(default_factory=dict)  # nodes removed per reason (metrics)
+    # fitting nodes left out by filter_keep_best: not in the reply at all (kube-scheduler would
+    # decode a reason per node for nothing: a pod with a node left never reports them)
+    not_best: list[int] = field(default_factory=list)
 
 
 def run_filter(state: ClusterState, ctx: PodContext, cand: Candidates) -> FilterOutcome:
@@ -303,6 +306,22 @@ def _filter_peaks(ctx: PodContext, fit: NodeFit, names: list[str], outcome: Filt
             )
             outcome.removed["spike_fit"] = outcome.removed.get("spike_fit", 0) + 1
         outcome.passed &= ~over
+
+
+def keep_best(
+    state: ClusterState, ctx: PodContext, cand: Candidates, outcome: FilterOutcome, config: ExtenderConfig
+) -> None:
+    """Narrow `outcome` to the config's `filter_keep_best` fitting nodes Kinship scores best, when
+    more fit: each node kube-scheduler is shown costs it an encode, a decode and its score plugins."""
+    keep = config.filter_keep_best
+    fitting = int(np.count_nonzero(outcome.passed))
+    if keep <= 0 or fitting <= keep:
+        return
+    scores = run_prioritize(state, ctx, cand, config).scores
+    kept = scoring.keep_best(scores, outcome.passed, keep)
+    outcome.not_best = np.flatnonzero(outcome.passed & ~kept).tolist()
+    outcome.removed["not_best"] = fitting - keep
+    outcome.passed = kept
 
 
 @dataclass(slots=True)

@@ -132,3 +132,17 @@ def combine(terms: Mapping[str, FloatArray], weights: Mapping[str, float], n: in
     for name, values in terms.items():
         acc += weights[name] * values
     return np.rint(acc * (MAX_EXTENDER_PRIORITY / total_weight)).astype(np.int64)
+
+
+def keep_best(scores: NDArray[np.int64], passed: NDArray[np.bool_], keep: int) -> NDArray[np.bool_]:
+    """The `keep` passing candidates Kinship scores best (all of them when `keep` is 0 or they are
+    no more): kube-scheduler then runs its score plugins and the prioritize call on those alone.
+    Ties keep kube-scheduler's own order (a stable sort), which starts each pod where the previous
+    one's filtering stopped, so equal nodes take turns as they do in its adaptive window."""
+    where = np.flatnonzero(passed)
+    if keep <= 0 or where.size <= keep:
+        return passed
+    best = where[np.argsort(-scores[where], kind="stable")[:keep]]
+    kept = np.zeros_like(passed)
+    kept[best] = True
+    return kept

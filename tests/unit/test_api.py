@@ -302,3 +302,30 @@ def test_a_pod_waits_for_in_flight_peers_of_its_unplaced_required_partner(tmp_pa
     r = client.post("/prioritize", json=args(k.pod("docs-index-0", "ops", agent_label="docs-index")))
     assert r.status_code == 200
     assert "kinship_extender_peer_bind_wait_timeouts_total 1.0" in client.get("/metrics").text
+
+
+@BOTH_MODES
+def test_filter_keep_best_passes_the_nodes_kinship_scores_best(cluster_files, full_nodes: bool) -> None:
+    """With filter_keep_best, kube-scheduler scores only Kinship's best nodes: the docs agent's
+    orchestrator node and its zone, never a GPU node; failures are still reported as before."""
+    from extender.app import create_app
+    from extender.config import ExtenderConfig
+    from extender.offline import build_state
+
+    snap, graphs = cluster_files
+    state = build_state(snap, [graphs], observed_fraction=0.5)
+    narrow = TestClient(create_app(state, ExtenderConfig(filter_keep_best=2)))
+    docs = k.pod("docs-agent-5d8f7c9b64-q", "ops", deployment="docs-agent")
+    body = narrow.post("/filter", json=args(docs, full_nodes=full_nodes)).json()
+    kept = body["NodeNames"] if not full_nodes else [n["metadata"]["name"] for n in body["Nodes"]["items"]]
+    assert kept == ["n-a1", "n-a2"]  # the orchestrator's node, then its zone
+    assert body["FailedNodes"] == {} and body["FailedAndUnresolvableNodes"] == {}
+    assert (
+        narrow.get("/metrics").text.count('kinship_extender_nodes_filtered_out_total{reason="not_best"} 5.0')
+        == 1
+    )
+    # kube-scheduler then asks to prioritize those alone
+    assert set(scores(narrow, docs, kept)) == set(kept)
+    big = k.pod("big", "research", agent_label="big", gpus=6)  # one node fits: nothing to narrow
+    body = narrow.post("/filter", json=args(big)).json()
+    assert body["NodeNames"] == ["gpu-a1"] and "gpu-b1" in body["FailedNodes"]

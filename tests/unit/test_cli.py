@@ -45,6 +45,21 @@ def test_explain_shows_required_colocation_reasons() -> None:
     assert "node-c2: Required co-location with agent 'argocd-agent', which runs on node-a1" in result.output
 
 
+def test_explain_names_the_nodes_filter_keep_best_leaves_out(tmp_path: Path) -> None:
+    config = tmp_path / "kinship.yaml"
+    config.write_text("filter_keep_best: 2\n")
+    result = explain(
+        "--pod", str(EXAMPLES / "ops-team.yaml"), "--name", "docs-agent", "--config", str(config)
+    )
+    assert result.exit_code == 0, result.output
+    left_out = re.findall(
+        r"^  (\S+): fits, but not among the filter_keep_best nodes", result.output, flags=re.M
+    )
+    assert "node-a1" not in left_out and "node-b1" not in left_out  # the orchestrator's nodes stay
+    assert {"gpu-a1", "gpu-b1"} <= set(left_out)
+    assert "filter_keep_best 2: kube-scheduler is shown the 2 of 8 fitting nodes" in result.output
+
+
 def table_rows(output: str) -> dict[str, list[str]]:
     """node -> its table cells after the name (zone, GPUs, peaks, terms..., score, filter)."""
     rows = re.findall(r"^│ (\S+)\s+│(.*)│\s*$", output, flags=re.M)

@@ -80,3 +80,12 @@ def test_combine_is_a_weighted_mean_on_0_to_10() -> None:
 def test_communication_fraction_extremes(fraction: float) -> None:
     got = scoring.communication(np.array([0, 0]), [peer(1.0, [0], [1], [0])], fraction, 1)
     assert got.tolist() == [1.0, fraction]
+
+
+def test_keep_best_keeps_the_best_passing_nodes_ties_in_the_order_given() -> None:
+    scores = np.array([3, 9, 5, 9, 5, 5, 10])
+    passed = np.array([True, True, True, True, True, True, False])
+    kept = scoring.keep_best(scores, passed, 3)
+    assert np.flatnonzero(kept).tolist() == [1, 2, 3]  # 9, 9 and the first 5; the 10 had failed
+    assert scoring.keep_best(scores, passed, 0) is passed  # off
+    assert scoring.keep_best(scores, passed, 6) is passed  # no more than asked for
