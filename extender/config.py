@@ -71,8 +71,9 @@ class ExtenderConfig(BaseModel):
     # kube-scheduler runs its score plugins and the prioritize call on N nodes instead of every
     # feasible one (each node sent costs kube-scheduler 7-11 us per call, docs/local-cluster.md).
     # The built-in scores (balance, preferred affinities, PreferNoSchedule) then choose among
-    # those N only, as they choose within kube-scheduler's own adaptive window. 0: every node.
-    filter_keep_best: int = Field(default=0, ge=0)
+    # those N only, as they choose within kube-scheduler's own adaptive window, whose minimum is
+    # also 100 nodes. 0: every fitting node.
+    filter_keep_best: int = Field(default=100, ge=0)
     # Full Node objects of 5,000 nodes are ~50 MiB in nodeCacheCapable=false mode; anything
     # larger is not a request kube-scheduler sends.
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)

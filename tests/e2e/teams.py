@@ -31,13 +31,17 @@ def extender_calls() -> float:
     )
 
 
+def extender_metric(sample: str) -> float:
+    """One sample of the cluster's extender's /metrics, by name and labels as exposed (0 when
+    absent: a labelled counter appears once it is first incremented)."""
+    text = httpx.get(f"{cluster_env()['KINSHIP_EXTENDER_URL']}/metrics", timeout=5).text
+    line = next((x for x in text.splitlines() if x.startswith(f"{sample} ")), f"{sample} 0")
+    return float(line.rsplit(" ", 1)[1])
+
+
 def cached(kind: str) -> float:
     """How many objects of `kind` (nodes, agentgraphs, ...) the cluster's extender holds."""
-    text = httpx.get(f"{cluster_env()['KINSHIP_EXTENDER_URL']}/metrics", timeout=5).text
-    line = next(
-        x for x in text.splitlines() if x.startswith(f'kinship_extender_cache_objects{{kind="{kind}"}}')
-    )
-    return float(line.rsplit(" ", 1)[1])
+    return extender_metric(f'kinship_extender_cache_objects{{kind="{kind}"}}')
 
 
 def example_team(namespace: str, scheduler: str | None = "kinship", copy_of: str | None = None) -> Team:

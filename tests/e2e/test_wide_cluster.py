@@ -4,7 +4,9 @@ Past 100 nodes kube-scheduler stops filtering once it has found max(100, (50 - n
 feasible nodes, starting each pod where the previous one stopped, and only those reach the
 extender. The kinship profile sets `percentageOfNodesToScore: 100`. Without it, a chain of agents
 rolled out one by one on 308 nodes never ends on one node: each pod's window of 147 nodes starts
-where the previous pod's ended, so the node its peer just took is never a candidate.
+where the previous pod's ended, so the node its peer just took is never a candidate. The
+extender's filter then passes on only the 100 it scores best (`filter_keep_best`), which keeps
+the peer's node among them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from kubernetes import client
 
 from kinship.demo import Team, delete_namespace, wait_bound
 from tests import objects as k
-from tests.e2e.teams import cached, deploy_team
+from tests.e2e.teams import cached, deploy_team, extender_metric
 from tests.serving import eventually
 
 pytestmark = pytest.mark.e2e
@@ -93,10 +95,14 @@ def test_a_chain_rolled_out_in_order_shares_one_node_among_hundreds(
     api: client.ApiClient, wide_cluster: list[str]
 ) -> None:
     ns = "agents-wide"
+    left_out = 'kinship_extender_nodes_filtered_out_total{reason="not_best"}'
+    before = extender_metric(left_out)
     try:
         deploy_team(api, chain_team(ns), one_by_one=True)
         placed = wait_bound(client.CoreV1Api(api), ns, len(CHAIN))
         # each agent followed the one before it: every step's only placed neighbour
         assert len({node for nodes in placed.values() for node in nodes}) == 1, placed
+        # and kube-scheduler was shown only Kinship's best 100 of the 300-odd fitting nodes
+        assert extender_metric(left_out) - before >= len(CHAIN) * (EXTRA_NODES - 100)
     finally:
         delete_namespace(api, ns)
