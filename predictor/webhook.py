@@ -32,15 +32,10 @@ log = logging.getLogger("kinship.predictor.webhook")
 RESOURCE = "agentprofiles"
 
 
-class ProfileCache:
-    """AgentProfiles by (namespace, agent), fed by one reflector, read by the request handlers."""
+class _Listed:
+    """Readiness of a cache fed by one reflector: its first list is in (kinship.watch.SyncTracker)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._profiles: dict[tuple[str, str], AgentProfile] = {}
-        # watch events name objects, profiles are indexed by agent: keep the way back
-        self._agent_of: dict[tuple[str, str], tuple[str, str]] = {}
-        self._synced = False
+    _synced = False
 
     @property
     def ready(self) -> bool:
@@ -48,6 +43,16 @@ class ProfileCache:
 
     def mark_synced(self, kind: str) -> None:
         self._synced = True
+
+
+class ProfileCache(_Listed):
+    """AgentProfiles by (namespace, agent), fed by one reflector, read by the request handlers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._profiles: dict[tuple[str, str], AgentProfile] = {}
+        # watch events name objects, profiles are indexed by agent: keep the way back
+        self._agent_of: dict[tuple[str, str], tuple[str, str]] = {}
 
     def get(self, namespace: str, agent: str) -> AgentProfile | None:
         return self._profiles.get((namespace, agent))
@@ -76,7 +81,7 @@ class ProfileCache:
             self._profiles.pop(key, None)
 
 
-class LimitRangeCache:
+class LimitRangeCache(_Listed):
     """The cpu/memory items of every namespace's LimitRanges, fed by one reflector. Writers rebuild
     a namespace's tuple under the lock; readers (request handlers) do one dict lookup, lock-free."""
 
@@ -84,14 +89,6 @@ class LimitRangeCache:
         self._lock = threading.Lock()
         self._by_object: dict[tuple[str, str], list[LimitItem]] = {}
         self._by_namespace: dict[str, tuple[LimitItem, ...]] = {}
-        self._synced = False
-
-    @property
-    def ready(self) -> bool:
-        return self._synced
-
-    def mark_synced(self, kind: str) -> None:
-        self._synced = True
 
     def items(self, namespace: str) -> tuple[LimitItem, ...]:
         return self._by_namespace.get(namespace, ())
