@@ -105,19 +105,24 @@ class LimitRangeCache(_Listed):
 
     def replace(self, ranges: dict[tuple[str, str], list[LimitItem]]) -> None:
         by_namespace: dict[str, list[LimitItem]] = {}
-        for (namespace, _), items in sorted(ranges.items()):
+        for (namespace, _), items in sorted(ranges.items(), key=_by_name):
             by_namespace.setdefault(namespace, []).extend(items)
         with self._lock:
             self._by_object = dict(ranges)
             self._by_namespace = {ns: tuple(items) for ns, items in by_namespace.items() if items}
 
     def _rebuild(self, namespace: str) -> None:
-        mine = sorted((key, items) for key, items in self._by_object.items() if key[0] == namespace)
+        mine = sorted(((k, v) for k, v in self._by_object.items() if k[0] == namespace), key=_by_name)
         items = tuple(item for _, found in mine for item in found)
         if items:
             self._by_namespace[namespace] = items
         else:
             self._by_namespace.pop(namespace, None)
+
+
+def _by_name(entry: tuple[tuple[str, str], list[LimitItem]]) -> tuple[str, str]:
+    """Order LimitRanges by (namespace, name) only: their items do not compare."""
+    return entry[0]
 
 
 def limit_ranges_resource(cache: LimitRangeCache, api: Any) -> watch.Resource:
