@@ -6,6 +6,7 @@ decision comes from the same version of the cache.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import msgspec
@@ -110,6 +111,21 @@ class Candidates:
 
     def position_of(self, slots: NDArray[np.intp]) -> NDArray[np.intp]:
         return self.positions[slots]
+
+    def take(self, where: NDArray[np.intp], capacity: int) -> Candidates:
+        """The candidates at positions `where`, in that order (no reply template: other names)."""
+        slots = self.slots[where]
+        return Candidates(
+            [self.names[i] for i in where],
+            slots,
+            self.zones[where],
+            self.gpu_alloc[where],
+            self.gpu_free[where],
+            slot_positions(slots, capacity),
+            fit_alloc=None
+            if self.fit_alloc is None
+            else (self.fit_alloc[0][where], self.fit_alloc[1][where]),
+        )
 
 
 def slot_positions(slots: NDArray[np.intp], capacity: int) -> NDArray[np.intp]:
@@ -312,16 +328,22 @@ def keep_best(
     state: ClusterState, ctx: PodContext, cand: Candidates, outcome: FilterOutcome, config: ExtenderConfig
 ) -> None:
     """Narrow `outcome` to the config's `filter_keep_best` fitting nodes Kinship scores best, when
-    more fit: each node kube-scheduler is shown costs it an encode, a decode and its score plugins."""
+    more fit: each node kube-scheduler is shown costs it an encode, a decode and its score plugins.
+
+    The ranking is prioritize's own, over the fitting nodes only (a term is scaled by its best
+    candidate, so a node the filter rejected must not set that scale), before rounding to 0..10."""
     keep = config.filter_keep_best
-    fitting = int(np.count_nonzero(outcome.passed))
-    if keep <= 0 or fitting <= keep:
+    fitting = np.flatnonzero(outcome.passed)
+    if keep <= 0 or fitting.size <= keep:
         return
-    scores = run_prioritize(state, ctx, cand, config).scores
-    kept = scoring.keep_best(scores, outcome.passed, keep)
-    outcome.not_best = np.flatnonzero(outcome.passed & ~kept).tolist()
-    outcome.removed["not_best"] = fitting - keep
-    outcome.passed = kept
+    prio = run_prioritize(state, ctx, cand.take(fitting, state.capacity), config)
+    values = scoring.weighted_mean(prio.terms, prio.weights, fitting.size)
+    offset = zlib.crc32(f"{ctx.namespace}/{ctx.name}".encode()) % fitting.size
+    kept = fitting[scoring.keep_best(values, keep, offset)]
+    outcome.passed = np.zeros_like(outcome.passed)
+    outcome.passed[kept] = True
+    outcome.not_best = np.setdiff1d(fitting, kept).tolist()
+    outcome.removed["not_best"] = fitting.size - kept.size
 
 
 @dataclass(slots=True)

@@ -123,26 +123,33 @@ def normalized(term: FloatArray) -> FloatArray | None:
     return result
 
 
-def combine(terms: Mapping[str, FloatArray], weights: Mapping[str, float], n: int) -> NDArray[np.int64]:
-    """Weighted mean of the applicable terms, as 0..10 integers (the extender's score range)."""
+def weighted_mean(terms: Mapping[str, FloatArray], weights: Mapping[str, float], n: int) -> FloatArray:
+    """Weighted mean of the applicable terms, in [0, 1] (0 everywhere when no term weighs)."""
     total_weight = sum(weights[name] for name in terms)
-    if total_weight <= 0:
-        return np.zeros(n, dtype=np.int64)
     acc = np.zeros(n)
+    if total_weight <= 0:
+        return acc
     for name, values in terms.items():
         acc += weights[name] * values
-    return np.rint(acc * (MAX_EXTENDER_PRIORITY / total_weight)).astype(np.int64)
+    result: FloatArray = acc / total_weight
+    return result
 
 
-def keep_best(scores: NDArray[np.int64], passed: NDArray[np.bool_], keep: int) -> NDArray[np.bool_]:
-    """The `keep` passing candidates Kinship scores best (all of them when `keep` is 0 or they are
-    no more): kube-scheduler then runs its score plugins and the prioritize call on those alone.
-    Ties keep kube-scheduler's own order (a stable sort), which starts each pod where the previous
-    one's filtering stopped, so equal nodes take turns as they do in its adaptive window."""
-    where = np.flatnonzero(passed)
-    if keep <= 0 or where.size <= keep:
-        return passed
-    best = where[np.argsort(-scores[where], kind="stable")[:keep]]
-    kept = np.zeros_like(passed)
-    kept[best] = True
-    return kept
+def combine(terms: Mapping[str, FloatArray], weights: Mapping[str, float], n: int) -> NDArray[np.int64]:
+    """Weighted mean of the applicable terms, as 0..10 integers (the extender's score range)."""
+    return np.rint(weighted_mean(terms, weights, n) * MAX_EXTENDER_PRIORITY).astype(np.int64)
+
+
+def keep_best(values: FloatArray, keep: int, offset: int) -> NDArray[np.intp]:
+    """Positions of the `keep` best `values` (all of them, in order, when there are no more).
+
+    Ties are common (a pod without placed peers scores every node alike) and are broken by
+    position counted from `offset`, a per-pod rotation: kube-scheduler sends the nodes in much the
+    same order for every pod when it scores them all, so breaking ties by that order alone would
+    hand every tied pod the same first nodes and leave the rest of the cluster idle."""
+    n = values.size
+    if keep <= 0 or n <= keep:
+        return np.arange(n)
+    rotation = (np.arange(n) - offset) % n
+    order: NDArray[np.intp] = np.lexsort((rotation, -values))[:keep]
+    return np.sort(order)

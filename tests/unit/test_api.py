@@ -326,6 +326,56 @@ def test_filter_keep_best_passes_the_nodes_kinship_scores_best(cluster_files, fu
     )
     # kube-scheduler then asks to prioritize those alone
     assert set(scores(narrow, docs, kept)) == set(kept)
+    # pods that score every non-GPU node alike do not all get the same two: ties rotate per pod
+    kept_for_bare = set()
+    for i in range(4):
+        body = narrow.post("/filter", json=args(k.pod(f"bare-{i}", "default"), full_nodes=full_nodes)).json()
+        names = (
+            body["NodeNames"] if not full_nodes else [n["metadata"]["name"] for n in body["Nodes"]["items"]]
+        )
+        assert len(names) == 2 and not any(n.startswith("gpu-") for n in names)
+        kept_for_bare.add(tuple(names))
+    assert len(kept_for_bare) > 1
     big = k.pod("big", "research", agent_label="big", gpus=6)  # one node fits: nothing to narrow
     body = narrow.post("/filter", json=args(big)).json()
     assert body["NodeNames"] == ["gpu-a1"] and "gpu-b1" in body["FailedNodes"]
+
+
+def test_filter_keep_best_ranks_as_prioritize_would_over_the_fitting_nodes_only(tmp_path) -> None:
+    """A node the filter rejects must not set the scale of a term for the others. `web` talks to
+    `api` on node p and has replicas on a0-a2 (zone a); b0-b2 (zone b) are empty. With p rejected,
+    prioritize over the fitting nodes prefers zone a (its peer's zone); scaled by p, the
+    communication term on zone a would halve and zone b would be kept instead."""
+    import json
+
+    import msgspec
+    import numpy as np
+    import yaml
+
+    from extender import placement
+    from extender.config import ExtenderConfig
+    from extender.objects import Pod
+    from extender.offline import build_state
+
+    nodes = [k.node("p", "zone-a")] + [k.node(f"{z}{i}", f"zone-{z}") for z in "ab" for i in range(3)]
+    pods = [k.pod("api-0", "t", node_name="p", agent_label="api")]
+    pods += [k.pod(f"web-{i}", "t", node_name=f"a{i}", agent_label="web") for i in range(3)]
+    (tmp_path / "s.json").write_text(json.dumps(k.snapshot(nodes, pods)))
+    (tmp_path / "g.yaml").write_text(
+        yaml.safe_dump(k.graph("t", "t", [{"from": "web", "to": "api", "weight": 10}]))
+    )
+    state = build_state(tmp_path / "s.json", [tmp_path / "g.yaml"], observed_fraction=0.5)
+    ctx = placement.PodContext.of(msgspec.convert(k.pod("web-3", "t", agent_label="web"), Pod), state)
+    names = state.node_names()
+    cand = placement.candidates_from_names(state, placement.resolve_names(state, names))
+    outcome = placement.run_filter(state, ctx, cand)
+    outcome.passed[names.index("p")] = False  # as if its predicted peaks were over
+    fitting = [names[i] for i in np.flatnonzero(outcome.passed)]
+    alone = placement.candidates_from_names(state, placement.resolve_names(state, fitting))
+    scores = dict(
+        zip(fitting, placement.run_prioritize(state, ctx, alone, ExtenderConfig()).scores, strict=True)
+    )
+    placement.keep_best(state, ctx, cand, outcome, ExtenderConfig(filter_keep_best=3))
+    kept = [names[i] for i in np.flatnonzero(outcome.passed)]
+    assert sorted(kept) == ["a0", "a1", "a2"], (kept, scores)
+    assert min(scores[n] for n in kept) > max(s for n, s in scores.items() if n not in kept)

@@ -82,10 +82,18 @@ def test_communication_fraction_extremes(fraction: float) -> None:
     assert got.tolist() == [1.0, fraction]
 
 
-def test_keep_best_keeps_the_best_passing_nodes_ties_in_the_order_given() -> None:
-    scores = np.array([3, 9, 5, 9, 5, 5, 10])
-    passed = np.array([True, True, True, True, True, True, False])
-    kept = scoring.keep_best(scores, passed, 3)
-    assert np.flatnonzero(kept).tolist() == [1, 2, 3]  # 9, 9 and the first 5; the 10 had failed
-    assert scoring.keep_best(scores, passed, 0) is passed  # off
-    assert scoring.keep_best(scores, passed, 6) is passed  # no more than asked for
+def test_keep_best_keeps_the_best_values_and_rotates_ties_by_the_offset() -> None:
+    values = np.array([0.3, 0.9, 0.5, 0.9, 0.5, 0.5])
+    assert scoring.keep_best(values, 3, 0).tolist() == [1, 2, 3]  # 0.9, 0.9, then the first 0.5
+    assert scoring.keep_best(values, 3, 3).tolist() == [1, 3, 4]  # ties counted from position 3
+    assert scoring.keep_best(values, 3, 5).tolist() == [1, 3, 5]
+    assert scoring.keep_best(values, 0, 2).tolist() == list(range(6))  # off
+    assert scoring.keep_best(values, 6, 2).tolist() == list(range(6))  # no more than asked for
+
+
+def test_weighted_mean_is_combine_before_rounding() -> None:
+    terms = {"a": np.array([1.0, 0.5, 0.0]), "b": np.array([0.0, 0.5, 1.0])}
+    weights = {"a": 3.0, "b": 1.0}
+    mean = scoring.weighted_mean(terms, weights, 3)
+    assert mean.tolist() == [0.75, 0.5, 0.25]
+    assert scoring.combine(terms, weights, 3).tolist() == np.rint(mean * 10).tolist()
