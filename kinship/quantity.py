@@ -51,3 +51,20 @@ def _parse_quantity_str(text: str) -> float:
     if not math.isfinite(value):  # "1e400" parses in Go but is no count of anything real
         raise ValueError(f"invalid quantity {text!r}")
     return value
+
+
+def millis(value: Quantity) -> int:
+    """A quantity in exact thousandths of its unit, rounded up as Go's `Quantity.MilliValue`:
+    what the API server's admission plugins (LimitRanger) compare, where float sums are off by
+    one ulp (0.7 + 0.1 < 0.8). ValueError naming the value when invalid."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid quantity {value!r}")
+    from kubernetes.utils.quantity import parse_quantity
+
+    try:
+        exact = Decimal(value) if isinstance(value, int | float) else parse_quantity(value)
+    except (ValueError, InvalidOperation, TypeError):
+        raise ValueError(f"invalid quantity {value!r}") from None
+    if not exact.is_finite():
+        raise ValueError(f"invalid quantity {value!r}")
+    return math.ceil(exact * 1000)

@@ -8,19 +8,19 @@ allow (the nearest allowed value to the recommendation), and a resource whose Li
 no request at or under the container's limit is left as it was. Pod-type items bound the pod's
 total; a change that would break one is dropped for that resource (`pod_breaks`).
 
-Only cpu and memory are read: they are what profiles recommend. Values are base units (cores,
-bytes), as kinship.quantity returns them.
+Only cpu and memory are read: they are what profiles recommend. Values are exact integer
+thousandths of the base unit (millicores, millibytes), as LimitRanger compares them
+(`MilliValue`): float sums miss a pod minimum by one ulp.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kinship.errors import InputError
-from kinship.quantity import quantity
+from kinship.quantity import millis
 
 CONTAINER, POD = "Container", "Pod"
 CONTAINER_LIMIT = "the container's limit"
@@ -34,9 +34,9 @@ class LimitItem:
     source: str  # "LimitRange team/limits", for the reasons logged
     kind: str  # CONTAINER or POD
     resource: str
-    min: float | None = None
-    max: float | None = None
-    max_ratio: float | None = None  # maxLimitRequestRatio: limit / request at most this
+    min: int | None = None  # millis, as every value below
+    max: int | None = None
+    max_ratio: int | None = None  # maxLimitRequestRatio x 1000: limit / request at most this
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,14 @@ class Bounds:
     """The requests a container may have for one resource: [low, high], each with the LimitRange
     or limit that sets it (empty: unbounded on that side)."""
 
-    low: float = 0.0
+    low: int = 0
     low_by: str = ""
-    high: float = math.inf
+    high: int | None = None
     high_by: str = ""
 
     @property
     def empty(self) -> bool:
-        return self.low > self.high
+        return self.high is not None and self.low > self.high
 
 
 def parse_limit_range(obj: Mapping[str, Any]) -> list[LimitItem]:
@@ -68,7 +68,7 @@ def parse_limit_range(obj: Mapping[str, Any]) -> list[LimitItem]:
     for i, entry in enumerate(limits):
         if not isinstance(entry, Mapping) or entry.get("type") not in (CONTAINER, POD):
             continue  # PersistentVolumeClaim items, or what the API server would not store
-        values: dict[str, dict[str, float]] = {r: {} for r in RESOURCES}
+        values: dict[str, dict[str, int]] = {r: {} for r in RESOURCES}
         for field, key in (("min", "min"), ("max", "max"), ("maxLimitRequestRatio", "max_ratio")):
             given = entry.get(field)
             if not isinstance(given, Mapping):
@@ -76,7 +76,7 @@ def parse_limit_range(obj: Mapping[str, Any]) -> list[LimitItem]:
             for resource in RESOURCES:
                 if resource in given:
                     try:
-                        values[resource][key] = quantity(given[resource])
+                        values[resource][key] = millis(given[resource])
                     except ValueError as exc:
                         problems.append(f"spec.limits[{i}].{field}.{resource}: {exc}")
         items.extend(
@@ -89,33 +89,32 @@ def parse_limit_range(obj: Mapping[str, Any]) -> list[LimitItem]:
     return items
 
 
-def request_bounds(items: Iterable[LimitItem], resource: str, limit: float | None) -> Bounds:
-    """Where a container's request for `resource` may lie, given its limit (None: no limit)."""
+def request_bounds(items: Iterable[LimitItem], resource: str, limit: int | None) -> Bounds:
+    """Where a container's request for `resource` may lie (millis), given its limit (None: no
+    limit). The ratio bound is LimitRanger's check solved for the request, rounded up."""
     bounds = Bounds() if limit is None else Bounds(high=limit, high_by=CONTAINER_LIMIT)
     for item in items:
         if item.kind != CONTAINER or item.resource != resource:
             continue
         lows = [(item.min, f"the {item.source} min")]
         if item.max_ratio and limit is not None:
-            lows.append((limit / item.max_ratio, f"the {item.source} maxLimitRequestRatio"))
+            lows.append((-(-limit * 1000 // item.max_ratio), f"the {item.source} maxLimitRequestRatio"))
         for low, why in lows:
             if low is not None and low > bounds.low:
                 bounds = Bounds(low, why, bounds.high, bounds.high_by)
-        if item.max is not None and item.max < bounds.high:
+        if item.max is not None and (bounds.high is None or item.max < bounds.high):
             bounds = Bounds(bounds.low, bounds.low_by, item.max, f"the {item.source} max")
     return bounds
 
 
-def pod_total(
-    spec: Mapping[str, Any], field: str, resource: str, changed: Mapping[int, float]
-) -> float | None:
+def pod_total(spec: Mapping[str, Any], field: str, resource: str, changed: Mapping[int, int]) -> int | None:
     """The pod's total request or limit (`field`) of `resource` as LimitRanger sums it: app
     containers and restartable init containers (sidecars) add up, a plain init container counts
     on its own with the sidecars started before it, the largest wins. `changed` replaces the
     request of app container i. None when no container sets it."""
     seen = False
 
-    def value(container: Any, index: int | None = None) -> float:
+    def value(container: Any, index: int | None = None) -> int:
         nonlocal seen
         if index is not None and index in changed and field == "requests":
             seen = True
@@ -123,12 +122,12 @@ def pod_total(
         resources = container.get("resources") if isinstance(container, Mapping) else None
         given = resources.get(field) if isinstance(resources, Mapping) else None
         if not isinstance(given, Mapping) or resource not in given:
-            return 0.0
+            return 0
         seen = True
-        return quantity(given[resource])
+        return millis(given[resource])
 
     total = sum(value(c, i) for i, c in enumerate(spec.get("containers") or ()))
-    sidecars = largest = 0.0
+    sidecars = largest = 0
     for init in spec.get("initContainers") or ():
         own = value(init)
         if isinstance(init, Mapping) and init.get("restartPolicy") == "Always":
@@ -140,27 +139,28 @@ def pod_total(
 
 
 def pod_breaks(
-    items: Sequence[LimitItem], spec: Mapping[str, Any], resource: str, changed: Mapping[int, float]
+    items: Sequence[LimitItem], spec: Mapping[str, Any], resource: str, changed: Mapping[int, int]
 ) -> str | None:
-    """Why the pod with requests `changed` would break a Pod-type item it did not break as it
-    was, or None."""
+    """Why the pod with requests `changed` (millis) would break a Pod-type constraint it did not
+    break as it was, or None. Each constraint is judged on its own: one the pod already broke
+    must not hide another the change would break."""
     for item in items:
         if item.kind != POD or item.resource != resource:
             continue
-        before = _pod_problem(item, spec, {})
-        after = _pod_problem(item, spec, changed)
-        if after and not before:
-            return f"the pod's total would break the {item.source} {after}"
+        before = _pod_problems(item, spec, {})
+        for problem in _pod_problems(item, spec, changed) - before:
+            return f"the pod's total would break the {item.source} {problem}"
     return None
 
 
-def _pod_problem(item: LimitItem, spec: Mapping[str, Any], changed: Mapping[int, float]) -> str | None:
+def _pod_problems(item: LimitItem, spec: Mapping[str, Any], changed: Mapping[int, int]) -> set[str]:
     request = pod_total(spec, "requests", item.resource, changed)
     limit = pod_total(spec, "limits", item.resource, changed)
+    problems = set()
     if item.min is not None and (request is None or request < item.min):
-        return "min"
-    if item.max is not None and (request or 0.0) > item.max:
-        return "max"
-    if item.max_ratio and request and limit and limit / request > item.max_ratio:
-        return "maxLimitRequestRatio"
-    return None
+        problems.add("min")
+    if item.max is not None and (request or 0) > item.max:
+        problems.add("max")
+    if item.max_ratio and request and limit and limit * 1000 > item.max_ratio * request:
+        problems.add("maxLimitRequestRatio")
+    return problems

@@ -24,7 +24,7 @@ from typing import Any
 
 from kinship.identity import agent_of
 from kinship.profile import AgentProfile, ProfilePolicy, Resources, ignored_reason
-from kinship.quantity import quantity
+from kinship.quantity import millis, quantity
 from predictor.limitrange import CONTAINER_LIMIT, LimitItem, pod_breaks, request_bounds
 
 ANNOTATION = "kinship.dev/requests"
@@ -94,10 +94,12 @@ def right_size(
     changes: dict[int, dict[str, str]] = {}
     skipped: list[str] = []
     notes: list[str] = []
+    pod_level = _pod_level(spec)
+    skipped.extend(f"{r}: the pod sets pod-level {r} (spec.resources); left as it is" for r in pod_level)
     for index, container in enumerate(containers):
         rec = recommended.get(str(container.get("name"))) if isinstance(container, Mapping) else None
         if rec is not None and (wanted := _wanted(container, rec, limit_items, skipped, notes)):
-            changes[index] = wanted
+            changes[index] = {r: v for r, v in wanted.items() if r not in pod_level}
     changes = _within_pod_limits(changes, spec, limit_items, skipped)
     patch: list[dict[str, Any]] = []
     original: dict[str, dict[str, str | None]] = {}
@@ -147,6 +149,15 @@ def _wanted(
     return wanted
 
 
+def _pod_level(spec: Mapping[str, Any]) -> set[str]:
+    """Resources the pod sets for itself (spec.resources): the API server requires the containers'
+    requests to fit in them, and LimitRanger then judges the pod by them, so a container request
+    moved under them could get the pod refused."""
+    resources = _mapping(spec.get("resources"))
+    given = [_mapping(resources.get("requests")), _mapping(resources.get("limits"))]
+    return {r for r in (CPU, MEMORY) if any(r in g for g in given)}
+
+
 def _within_pod_limits(
     changes: dict[int, dict[str, str]],
     spec: Mapping[str, Any],
@@ -155,7 +166,7 @@ def _within_pod_limits(
 ) -> dict[int, dict[str, str]]:
     """`changes` less every resource whose new requests would break a Pod-type LimitRange item."""
     for resource in (CPU, MEMORY):
-        changed = {i: quantity(w[resource]) for i, w in changes.items() if resource in w}
+        changed = {i: millis(w[resource]) for i, w in changes.items() if resource in w}
         try:
             broken = pod_breaks(limit_items, spec, resource, changed) if changed else None
         except ValueError as exc:  # another container's quantity: the pod's total is unknown
@@ -169,20 +180,30 @@ def _within_pod_limits(
 def _within(resource: str, value: float, limit: Any, items: Sequence[LimitItem]) -> tuple[str, str]:
     """The request for a recommended `value` (millicores or bytes) that the container's limit and
     the namespace's LimitRanges allow, and a note when they moved it; ValueError when the limit
-    does not parse or they allow nothing. At the limit, the limit's own text: a request equal to
-    it reads as such in the pod."""
-    unit = 1000.0 if resource == CPU else 1.0
-    bounds = request_bounds(items, resource, None if limit is None else quantity(limit))
+    does not parse or they allow nothing. Compared in exact millis, as LimitRanger does. At the
+    limit, the limit's own text: a request equal to it reads as such in the pod."""
+    bounds = request_bounds(items, resource, None if limit is None else millis(limit))
     if bounds.empty:
         raise ValueError(f"{bounds.low_by} is above {bounds.high_by}: no request fits")
-    if value / unit > bounds.high:
+    text = _text_of(resource, value)
+    if bounds.high is not None and millis(text) > bounds.high:
         if bounds.high_by == CONTAINER_LIMIT:
             return str(limit), ""
-        return _text_of(resource, math.floor(bounds.high * unit)), f"held at {bounds.high_by}"
-    text = _text_of(resource, value)
-    if quantity(text) < bounds.low:
-        return _text_of(resource, math.ceil(bounds.low * unit)), f"raised to {bounds.low_by}"
-    return text, ""
+        text, note = _from_millis(resource, bounds.high, up=False), f"held at {bounds.high_by}"
+    elif millis(text) < bounds.low:
+        text, note = _from_millis(resource, bounds.low, up=True), f"raised to {bounds.low_by}"
+    else:
+        return text, ""
+    if millis(text) < bounds.low or (bounds.high is not None and millis(text) > bounds.high):
+        raise ValueError(f"no whole {resource} unit between {bounds.low_by} and {bounds.high_by}")
+    return text, note
+
+
+def _from_millis(resource: str, value: int, up: bool) -> str:
+    """Millis as a request: millicores exactly, bytes rounded toward the inside of the bound."""
+    if resource == CPU:
+        return f"{max(1, value)}m"
+    return str(max(1, -(-value // 1000) if up else value // 1000))
 
 
 def _text_of(resource: str, value: float) -> str:

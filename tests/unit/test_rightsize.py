@@ -301,6 +301,44 @@ def test_a_change_that_would_break_a_pod_min_is_dropped_for_that_resource() -> N
     assert requests_of(under, right_size(under, profile(), POLICY, NOW, items))["cpu"] == "250m"
 
 
+def test_pod_totals_are_exact_where_floats_would_miss_a_min_by_one_ulp() -> None:
+    # 700m + 100m is 0.7999999999999999 cores in floats: the pod would look already under its
+    # 800m min, and lowering 700m to 250m would pass here and be refused by LimitRanger.
+    original = pod(container(requests={"cpu": "700m"}), container("sidecar", requests={"cpu": "100m"}))
+    items = limits({"type": "Pod", "min": {"cpu": "800m"}})
+    mutation = right_size(original, profile(), POLICY, NOW, items)
+    assert requests_of(original, mutation)["cpu"] == "700m"
+    assert "the pod's total would break the LimitRange team/limits min" in mutation.reason
+
+
+def test_bounds_are_met_exactly_not_rounded_past() -> None:
+    # a float 2.007 x 1000 rounds up to 2008 millicores, above a max of 2007m
+    original = pod(container(requests={"cpu": "3"}))
+    items = limits({"type": "Container", "min": {"cpu": "2007m"}, "max": {"cpu": "2007m"}})
+    assert requests_of(original, right_size(original, profile(), POLICY, NOW, items))["cpu"] == "2007m"
+    capped = pod(container(requests={"cpu": "3"}, limits={"cpu": "2011m"}))
+    at_min = limits({"type": "Container", "min": {"cpu": "2011m"}})
+    assert requests_of(capped, right_size(capped, profile(), POLICY, NOW, at_min))["cpu"] == "2011m"
+
+
+def test_a_broken_pod_constraint_does_not_hide_one_the_change_would_break() -> None:
+    # the pod already breaks the pod max (3 cores requested, max 2); lowering memory is fine,
+    # but lowering cpu to 250m would also break the pod's cpu ratio (limit 4 / request <= 4)
+    original = pod(container(requests={"cpu": "3", "memory": "1Gi"}, limits={"cpu": "4"}))
+    items = limits({"type": "Pod", "max": {"cpu": "2"}, "maxLimitRequestRatio": {"cpu": "4"}})
+    mutation = right_size(original, profile(), POLICY, NOW, items)
+    assert requests_of(original, mutation) == {"cpu": "3", "memory": str(300 * MIB)}
+    assert "maxLimitRequestRatio" in mutation.reason
+
+
+def test_resources_the_pod_sets_for_itself_are_left_alone() -> None:
+    original = pod(container(requests={"cpu": "1", "memory": "1Gi"}))
+    original["spec"]["resources"] = {"requests": {"cpu": "1"}}  # pod-level resources
+    mutation = right_size(original, profile(), POLICY, NOW)
+    assert requests_of(original, mutation) == {"cpu": "1", "memory": str(300 * MIB)}
+    assert "pod-level cpu" in mutation.reason
+
+
 def test_a_pod_total_that_cannot_be_summed_keeps_that_resource_as_it_was() -> None:
     original = pod(container(requests={"cpu": "1"}), container("sidecar", requests={"cpu": "lots"}))
     items = limits({"type": "Pod", "min": {"cpu": "1"}})
@@ -317,8 +355,8 @@ def test_pod_totals_add_sidecars_and_take_the_largest_init_container() -> None:
         ],
         "containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}, {"name": "b"}],
     }
-    assert pod_total(spec, "requests", "cpu", {}) == pytest.approx(2.1)  # migrate + the proxy
-    assert pod_total(spec, "requests", "cpu", {0: 3.0}) == pytest.approx(3.1)
+    assert pod_total(spec, "requests", "cpu", {}) == 2100  # millis: migrate + the proxy
+    assert pod_total(spec, "requests", "cpu", {0: 3000}) == 3100
     assert pod_total(spec, "requests", "memory", {}) is None
 
 
@@ -329,9 +367,9 @@ def test_limit_ranges_are_read_for_cpu_and_memory_of_pods_and_containers() -> No
         {"type": "Pod", "maxLimitRequestRatio": {"cpu": "4"}},
     )
     assert items == [
-        LimitItem("LimitRange team/limits", "Container", "cpu", min=0.01),
-        LimitItem("LimitRange team/limits", "Container", "memory", max=2.0 * 2**30),
-        LimitItem("LimitRange team/limits", "Pod", "cpu", max_ratio=4.0),
+        LimitItem("LimitRange team/limits", "Container", "cpu", min=10),  # millis
+        LimitItem("LimitRange team/limits", "Container", "memory", max=2 * 2**30 * 1000),
+        LimitItem("LimitRange team/limits", "Pod", "cpu", max_ratio=4000),
     ]
     with pytest.raises(InputError) as bad:
         limits({"type": "Container", "min": {"cpu": "lots"}})
