@@ -503,6 +503,7 @@ def webhook(
         create_app,
         limit_ranges_resource,
         profiles_resource,
+        server_config,
     )
 
     cache, limit_ranges = ProfileCache(), LimitRangeCache()
@@ -512,18 +513,8 @@ def webhook(
     ]
     for reflector in reflectors:
         reflector.start()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(cache, limit_ranges, _profile_policy(min_confidence, max_profile_age)),
-            host=host,
-            port=port,
-            ssl_certfile=str(tls_cert_file),
-            ssl_keyfile=str(tls_key_file),
-            ssl_context_factory=reloader.ssl_context_factory,
-            access_log=False,
-            log_config=None,
-        )
-    )
+    app = create_app(cache, limit_ranges, _profile_policy(min_confidence, max_profile_age))
+    server = uvicorn.Server(server_config(app, host, port, reloader))
     reloader.start()
     try:
         server.run()

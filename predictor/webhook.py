@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from fastapi import FastAPI, Request, Response
@@ -27,6 +27,10 @@ from kinship.errors import InputError
 from kinship.profile import AgentProfile, ProfilePolicy, parse_agent_profile
 from predictor.admission import BadReview, decide
 from predictor.limitrange import LimitItem, parse_limit_range
+from predictor.tls import CertificateReloader
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("kinship.predictor.webhook")
 RESOURCE = "agentprofiles"
@@ -212,3 +216,20 @@ def create_app(cache: ProfileCache, limit_ranges: LimitRangeCache, policy: Profi
         return PlainTextResponse(f"{' and '.join(waiting)} not listed yet\n", status_code=503)
 
     return app
+
+
+def server_config(app: FastAPI, host: str, port: int, reloader: CertificateReloader) -> uvicorn.Config:
+    """The uvicorn.Config the webhook serves with: HTTPS from the reloader's key pair, which it
+    swaps in when the files are renewed; no access log (one line per pod admitted)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=str(reloader.cert_file),
+        ssl_keyfile=str(reloader.key_file),
+        ssl_context_factory=reloader.ssl_context_factory,
+        access_log=False,
+        log_config=None,
+    )
