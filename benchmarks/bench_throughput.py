@@ -70,7 +70,14 @@ SCHEDULERS = (
     ("floor", "kinship-floor", "floor-scheduler"),
     ("kinship", "kinship", "kinship-scheduler"),
 )
-COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kinship-scheduler", "kinship-extender")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kinship-scheduler",
+    "kinship-extender",
+)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
