@@ -189,6 +189,31 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
+SETTLED_CPU = 0.15  # all components together, CPU seconds per second: an idle cluster uses ~0.05
+SETTLE_SECONDS = 180
+
+
+def settle(pids: dict[str, int], out: Callable[[str], None]) -> None:
+    """Wait until the cluster is idle before a scale's first batch (the default profile's).
+
+    Adding nodes sets off work that outlasts the calls: every scheduler and the extender take
+    the new nodes into their caches, and controllers may react (kube-controller-manager's TTL
+    controller rewrote every node for minutes until local-cluster.sh turned it off). Whatever is
+    still running slows the first scheduler measured and not the others."""
+    start = then = time.monotonic()
+    before, quiet = sum(cpu_seconds(pids).values()), 0
+    while quiet < 2:  # two quiet seconds in a row
+        time.sleep(1)
+        now, used = time.monotonic(), sum(cpu_seconds(pids).values())
+        cpus = (used - before) / (now - then)
+        quiet = quiet + 1 if cpus < SETTLED_CPU else 0
+        before, then = used, now
+        if now - start > SETTLE_SECONDS:
+            out(f"  (still busy {SETTLE_SECONDS} s after adding nodes: {cpus:.2f} CPUs; measuring anyway)")
+            return
+    out(f"  (cluster idle {time.monotonic() - start:.0f} s after adding nodes)")
+
+
 def node_name(i: int) -> str:
     return f"bench-node-{i:05d}"
 
@@ -573,7 +598,7 @@ def main() -> None:
         for n in scales:
             add_nodes(core, have, n)
             have = n
-            time.sleep(3)  # let both schedulers' and the extender's caches take the new nodes
+            settle(pids, print)
             print(f"{n} nodes")
             r = run_scale(core, bindings, pids, extender_url, state, n, teams, namespaces, print)
             table.append((n, r))
