@@ -17,12 +17,14 @@ from typing import Any
 
 from kinship.profile import AgentProfile, ProfilePolicy
 from predictor.limitrange import LimitItem
+from predictor.quota import QuotaItem
 from predictor.rightsize import Mutation, pod_agent, right_size
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 ProfileLookup = Callable[[str, str], AgentProfile | None]  # (namespace, agent) -> profile
 LimitLookup = Callable[[str], Sequence[LimitItem]]  # namespace -> its LimitRanges' items
+QuotaLookup = Callable[[str], Sequence[QuotaItem]]  # namespace -> its ResourceQuotas' items
 
 
 class BadReview(ValueError):
@@ -66,6 +68,7 @@ def decide(
     policy: ProfilePolicy,
     now: float,
     limit_ranges: LimitLookup = lambda namespace: (),
+    quotas: QuotaLookup = lambda namespace: (),
 ) -> Decision:
     """The answer to one AdmissionReview body (BadReview when it is none)."""
     request = parse_review(body)
@@ -85,7 +88,8 @@ def decide(
     if agent is None:
         mutation = Mutation(reason="pod belongs to no agent")
     else:
-        mutation = right_size(pod, lookup(namespace, agent), policy, now, limit_ranges(namespace))
+        profile = lookup(namespace, agent)
+        mutation = right_size(pod, profile, policy, now, limit_ranges(namespace), quotas(namespace))
     return Decision(_response(request["uid"], mutation), subject, mutation)
 
 

@@ -500,20 +500,23 @@ def webhook(
     from predictor.webhook import (
         LimitRangeCache,
         ProfileCache,
+        QuotaCache,
         create_app,
         limit_ranges_resource,
         profiles_resource,
+        resource_quotas_resource,
         server_config,
     )
 
-    cache, limit_ranges = ProfileCache(), LimitRangeCache()
+    cache, limit_ranges, quotas = ProfileCache(), LimitRangeCache(), QuotaCache()
     reflectors = [
         Reflector(profiles_resource(cache, api), cache),
         Reflector(limit_ranges_resource(limit_ranges, api), limit_ranges),
+        Reflector(resource_quotas_resource(quotas, api), quotas),
     ]
     for reflector in reflectors:
         reflector.start()
-    app = create_app(cache, limit_ranges, _profile_policy(min_confidence, max_profile_age))
+    app = create_app(cache, limit_ranges, quotas, _profile_policy(min_confidence, max_profile_age))
     server = uvicorn.Server(server_config(app, host, port, reloader))
     reloader.start()
     try:

@@ -8,6 +8,9 @@ The admission webhook's whole decision lives here, so every rule is a unit test 
   that container's request, capped at its limit (a request above the limit is an invalid pod)
   and kept within the namespace's LimitRanges (predictor.limitrange: LimitRanger validates after
   the webhook, and refuses the whole pod); limits are never touched;
+- a pod's total request is raised only when the raised total fits in what the namespace's
+  ResourceQuotas have left (predictor.quota: the quota plugin also judges the pod after the
+  webhook);
 - what was there before is kept in the `kinship.dev/requests` annotation, so nothing the user
   declared is lost;
 - a Guaranteed pod (requests equal to limits everywhere) is left alone: lowering a request would
@@ -25,7 +28,8 @@ from typing import Any
 from kinship.identity import agent_of
 from kinship.profile import AgentProfile, ProfilePolicy, Resources, ignored_reason
 from kinship.quantity import millis, quantity
-from predictor.limitrange import CONTAINER_LIMIT, LimitItem, pod_breaks, request_bounds
+from predictor.limitrange import CONTAINER_LIMIT, LimitItem, pod_breaks, pod_total, request_bounds
+from predictor.quota import QuotaItem, quota_refuses
 
 ANNOTATION = "kinship.dev/requests"
 CPU, MEMORY = "cpu", "memory"
@@ -75,9 +79,10 @@ def right_size(
     policy: ProfilePolicy,
     now: float,
     limit_items: Sequence[LimitItem] = (),
+    quota_items: Sequence[QuotaItem] = (),
 ) -> Mutation:
     """The JSONPatch setting a new pod's requests from its agent's profile, as of `now` (unix s),
-    within the LimitRanges of its namespace (`limit_items`)."""
+    within the LimitRanges (`limit_items`) and ResourceQuotas (`quota_items`) of its namespace."""
     if profile is None:
         return Mutation(reason="no AgentProfile for this agent")
     name = f"AgentProfile {profile.metadata.namespace}/{profile.metadata.name}"
@@ -101,6 +106,7 @@ def right_size(
         if rec is not None and (wanted := _wanted(container, rec, limit_items, skipped, notes)):
             changes[index] = {r: v for r, v in wanted.items() if r not in pod_level}
     changes = _within_pod_limits(changes, spec, limit_items, skipped)
+    changes = _within_quotas(changes, spec, quota_items, skipped)
     patch: list[dict[str, Any]] = []
     original: dict[str, dict[str, str | None]] = {}
     for index, wanted in changes.items():
@@ -175,6 +181,36 @@ def _within_pod_limits(
             skipped.append(f"{resource}: {broken}")
             changes = {i: {r: v for r, v in w.items() if r != resource} for i, w in changes.items()}
     return changes
+
+
+def _within_quotas(
+    changes: dict[int, dict[str, str]],
+    spec: Mapping[str, Any],
+    quota_items: Sequence[QuotaItem],
+    skipped: list[str],
+) -> dict[int, dict[str, str]]:
+    """`changes` less every resource whose raised requests would not fit in what a ResourceQuota
+    has left. The pod's total is the quota plugin's: containers and sidecars summed, the largest
+    init container if more, plus the RuntimeClass overhead."""
+    for resource in (CPU, MEMORY):
+        changed = {i: millis(w[resource]) for i, w in changes.items() if resource in w}
+        if not changed or not quota_items:
+            continue
+        try:
+            overhead = _millis_or_zero(_mapping(spec.get("overhead")).get(resource))
+            before = (pod_total(spec, "requests", resource, {}) or 0) + overhead
+            after = (pod_total(spec, "requests", resource, changed) or 0) + overhead
+            refused = quota_refuses(quota_items, resource, before, after)
+        except ValueError as exc:  # another container's quantity: the pod's total is unknown
+            refused = f"the pod's total cannot be checked against its ResourceQuotas: {exc}"
+        if refused:
+            skipped.append(f"{resource}: {refused}")
+            changes = {i: {r: v for r, v in w.items() if r != resource} for i, w in changes.items()}
+    return changes
+
+
+def _millis_or_zero(value: Any) -> int:
+    return millis(value) if value is not None else 0
 
 
 def _within(resource: str, value: float, limit: Any, items: Sequence[LimitItem]) -> tuple[str, str]:

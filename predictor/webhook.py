@@ -2,13 +2,14 @@
 
 Admission is on the path of every opted-in pod CREATE, with the API server waiting (timeoutSeconds
 2-3, failurePolicy Ignore), so the webhook answers from memory: a list+watch of AgentProfiles
-(kinship.watch, as the extender follows them) and of LimitRanges (requests stay within them, see
-predictor.limitrange), and no API call per review. Profiles are kept as
+(kinship.watch, as the extender follows them), of LimitRanges (requests stay within them, see
+predictor.limitrange) and of ResourceQuotas (raises stay within what they have left, see
+predictor.quota), and no API call per review. Profiles are kept as
 published and judged by the policy at admission time, so one that ages past the limit while cached
 stops right-sizing pods without waiting for an event.
 
 Endpoints: POST /mutate (AdmissionReview in and out; 400 with a message for anything else),
-/readyz (profiles and LimitRanges listed), /livez.
+/readyz (profiles, LimitRanges and ResourceQuotas listed), /livez.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 from fastapi import FastAPI, Request, Response
@@ -27,6 +29,7 @@ from kinship.errors import InputError
 from kinship.profile import AgentProfile, ProfilePolicy, parse_agent_profile
 from predictor.admission import BadReview, decide
 from predictor.limitrange import LimitItem, parse_limit_range
+from predictor.quota import QuotaItem, parse_resource_quota
 from predictor.tls import CertificateReloader
 
 if TYPE_CHECKING:
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kinship.predictor.webhook")
 RESOURCE = "agentprofiles"
+Item = TypeVar("Item")
 
 
 class _Listed:
@@ -85,19 +89,20 @@ class ProfileCache(_Listed):
             self._profiles.pop(key, None)
 
 
-class LimitRangeCache(_Listed):
-    """The cpu/memory items of every namespace's LimitRanges, fed by one reflector. Writers rebuild
-    a namespace's tuple under the lock; readers (request handlers) do one dict lookup, lock-free."""
+class NamespaceItems(_Listed, Generic[Item]):
+    """The items (bounds on requests) of every object of one kind, by namespace, fed by one
+    reflector. Writers rebuild a namespace's tuple under the lock; readers (request handlers) do
+    one dict lookup, lock-free. Within a namespace, objects come in name order."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_object: dict[tuple[str, str], list[LimitItem]] = {}
-        self._by_namespace: dict[str, tuple[LimitItem, ...]] = {}
+        self._by_object: dict[tuple[str, str], list[Item]] = {}
+        self._by_namespace: dict[str, tuple[Item, ...]] = {}
 
-    def items(self, namespace: str) -> tuple[LimitItem, ...]:
+    def items(self, namespace: str) -> tuple[Item, ...]:
         return self._by_namespace.get(namespace, ())
 
-    def upsert(self, namespace: str, name: str, items: list[LimitItem]) -> None:
+    def upsert(self, namespace: str, name: str, items: list[Item]) -> None:
         with self._lock:
             self._by_object[(namespace, name)] = items
             self._rebuild(namespace)
@@ -107,12 +112,12 @@ class LimitRangeCache(_Listed):
             self._by_object.pop((namespace, name), None)
             self._rebuild(namespace)
 
-    def replace(self, ranges: dict[tuple[str, str], list[LimitItem]]) -> None:
-        by_namespace: dict[str, list[LimitItem]] = {}
-        for (namespace, _), items in sorted(ranges.items(), key=_by_name):
+    def replace(self, objects: dict[tuple[str, str], list[Item]]) -> None:
+        by_namespace: dict[str, list[Item]] = {}
+        for (namespace, _), items in sorted(objects.items(), key=_by_name):
             by_namespace.setdefault(namespace, []).extend(items)
         with self._lock:
-            self._by_object = dict(ranges)
+            self._by_object = dict(objects)
             self._by_namespace = {ns: tuple(items) for ns, items in by_namespace.items() if items}
 
     def _rebuild(self, namespace: str) -> None:
@@ -124,21 +129,32 @@ class LimitRangeCache(_Listed):
             self._by_namespace.pop(namespace, None)
 
 
-def _by_name(entry: tuple[tuple[str, str], list[LimitItem]]) -> tuple[str, str]:
-    """Order LimitRanges by (namespace, name) only: their items do not compare."""
+class LimitRangeCache(NamespaceItems[LimitItem]):
+    """The cpu/memory items of every namespace's LimitRanges."""
+
+
+class QuotaCache(NamespaceItems[QuotaItem]):
+    """What every namespace's ResourceQuotas leave of cpu/memory requests."""
+
+
+def _by_name(entry: tuple[tuple[str, str], list[Any]]) -> tuple[str, str]:
+    """Order objects by (namespace, name) only: their items do not compare."""
     return entry[0]
 
 
-def limit_ranges_resource(cache: LimitRangeCache, api: Any) -> watch.Resource:
-    """The LimitRanges reflector's resource. A LimitRange whose quantities do not parse keeps no
-    items (the API server validates them, so this is a client that reads them differently)."""
-    from kubernetes import client
+def _items_resource(
+    cache: NamespaceItems[Item],
+    plural: str,
+    list_all: Callable[..., Any],
+    parse_object: Callable[[Any], list[Item]],
+) -> watch.Resource:
+    """A reflector's resource that keeps `cache` in step. An object whose quantities do not parse
+    keeps no items (the API server validates them, so this is a client that reads them
+    differently)."""
 
-    core = client.CoreV1Api(api)
-
-    def parse(raw: msgspec.Raw) -> list[LimitItem]:
+    def parse(raw: msgspec.Raw) -> list[Item]:
         try:
-            return parse_limit_range(msgspec.json.decode(raw))
+            return parse_object(msgspec.json.decode(raw))
         except InputError as exc:
             log.warning("ignoring invalid %s", exc.render())
             return []
@@ -152,7 +168,26 @@ def limit_ranges_resource(cache: LimitRangeCache, api: Any) -> watch.Resource:
     def relist(raws: list[msgspec.Raw]) -> None:
         cache.replace({watch.object_name(raw): parse(raw) for raw in raws})
 
-    return watch.Resource("limitranges", core.list_limit_range_for_all_namespaces, relist, apply)
+    return watch.Resource(plural, list_all, relist, apply)
+
+
+def limit_ranges_resource(cache: LimitRangeCache, api: Any) -> watch.Resource:
+    """The LimitRanges reflector's resource."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    return _items_resource(cache, "limitranges", core.list_limit_range_for_all_namespaces, parse_limit_range)
+
+
+def resource_quotas_resource(cache: QuotaCache, api: Any) -> watch.Resource:
+    """The ResourceQuotas reflector's resource. Every update of a quota's usage is an event, so
+    the cache follows `status.used` as the quota controller counts it."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    return _items_resource(
+        cache, "resourcequotas", core.list_resource_quota_for_all_namespaces, parse_resource_quota
+    )
 
 
 def profiles_resource(cache: ProfileCache, api: Any) -> watch.Resource:
@@ -186,14 +221,16 @@ def profiles_resource(cache: ProfileCache, api: Any) -> watch.Resource:
     return watch.Resource(RESOURCE, list_profiles, relist, apply, optional=True)
 
 
-def create_app(cache: ProfileCache, limit_ranges: LimitRangeCache, policy: ProfilePolicy) -> FastAPI:
+def create_app(
+    cache: ProfileCache, limit_ranges: LimitRangeCache, quotas: QuotaCache, policy: ProfilePolicy
+) -> FastAPI:
     app = FastAPI(title="kinship admission webhook", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/mutate")
     async def mutate(request: Request) -> Response:
         body = await request.body()
         try:
-            decision = decide(body, cache.get, policy, time.time(), limit_ranges.items)
+            decision = decide(body, cache.get, policy, time.time(), limit_ranges.items, quotas.items)
         except BadReview as exc:
             return PlainTextResponse(f"bad AdmissionReview: {exc}\n", status_code=400)
         if decision.mutation.patch:
@@ -208,9 +245,12 @@ def create_app(cache: ProfileCache, limit_ranges: LimitRangeCache, policy: Profi
 
     @app.get("/readyz")
     async def readyz() -> PlainTextResponse:
-        waiting = [
-            kind for kind, c in (("AgentProfiles", cache), ("LimitRanges", limit_ranges)) if not c.ready
-        ]
+        listed: tuple[tuple[str, _Listed], ...] = (
+            ("AgentProfiles", cache),
+            ("LimitRanges", limit_ranges),
+            ("ResourceQuotas", quotas),
+        )
+        waiting = [kind for kind, c in listed if not c.ready]
         if not waiting:
             return PlainTextResponse(f"ok: {len(cache)} AgentProfiles\n")
         return PlainTextResponse(f"{' and '.join(waiting)} not listed yet\n", status_code=503)

@@ -224,6 +224,57 @@ def test_requests_stay_within_the_namespaces_limit_range_so_pods_are_still_creat
         core.delete_namespace(namespace)
 
 
+def test_a_raise_the_resource_quota_has_no_room_for_is_left_out_so_pods_are_still_created(
+    api: client.ApiClient, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """The ResourceQuota plugin judges the pod after the webhook: raising 1 cpu to the 2 the profile
+    recommends would take the quota past its 2 cpu (another pod holds 500m), and the Deployment
+    would get no pod at all, though the pod as written fits."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    namespace = f"e2e-quota-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        create_profile(custom, namespace, cpu_millicores=2000.0, memory_bytes=50.0 * MIB)
+        with webhook_in(api, kubeconfig, tmp_path, namespace):
+            # after the webhook's dry-run probe, which requests no cpu (a cpu quota refuses that)
+            quota = {"metadata": {"name": "compute"}, "spec": {"hard": {"requests.cpu": "2"}}}
+            core.create_namespaced_resource_quota(namespace, quota)
+            filler = {
+                "metadata": {"name": "filler"},
+                "spec": {
+                    "containers": [{"name": "c", "image": "c:1", "resources": {"requests": {"cpu": "500m"}}}]
+                },
+            }
+
+            def create_filler() -> Any:
+                try:
+                    return core.create_namespaced_pod(namespace, filler)
+                except client.ApiException as exc:  # 403 until admission has the quota's status
+                    if exc.status != 403:
+                        raise
+                    return None
+
+            def cpu_used() -> float | None:
+                used = core.read_namespaced_resource_quota("compute", namespace).status.used
+                return None if used is None else quantity(used.get("requests.cpu", "0"))
+
+            # A pod created before the quota controller's first count is not charged to it
+            eventually(lambda: cpu_used() is not None, timeout=30)
+            eventually(create_filler, timeout=30)
+            eventually(lambda: cpu_used() == 0.5, timeout=30)
+            apps.create_namespaced_deployment(namespace, deployment("planner", 1, sidecar=False))
+            (pod,) = pods_of(core, namespace, "planner", 1)
+            (agent,) = pod.spec.containers
+            assert quantity(agent.resources.requests["cpu"]) == 1  # the user's: no room for 2
+            assert quantity(agent.resources.requests["memory"]) == 50 * MIB  # lowered: always fits
+            assert json.loads(pod.metadata.annotations[ANNOTATION])["original"] == {
+                "agent": {"memory": "100Mi"}
+            }
+    finally:
+        core.delete_namespace(namespace)
+
+
 def test_new_pods_of_a_profiled_agent_get_its_requests_and_pods_are_created_without_the_webhook(
     api: client.ApiClient, kubeconfig: Path, tmp_path: Path
 ) -> None:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from kinship.cli import app
 from kinship.profile import ProfilePolicy
-from predictor.webhook import LimitRangeCache, ProfileCache, create_app
+from predictor.webhook import LimitRangeCache, ProfileCache, QuotaCache, create_app
 from tests.manifests import MANIFESTS, kubectl
 from tests.serving import ROOT
 
@@ -73,10 +73,11 @@ def test_the_command_serves_the_mounted_certificate_on_the_container_port() -> N
 
 
 def test_probes_are_routes_of_the_webhook_over_https() -> None:
-    cache, ranges = ProfileCache(), LimitRangeCache()
+    cache, ranges, quotas = ProfileCache(), LimitRangeCache(), QuotaCache()
     cache.mark_synced("agentprofiles")
     ranges.mark_synced("limitranges")
-    with TestClient(create_app(cache, ranges, ProfilePolicy())) as client:
+    quotas.mark_synced("resourcequotas")
+    with TestClient(create_app(cache, ranges, quotas, ProfilePolicy())) as client:
         for probe in ("readinessProbe", "livenessProbe"):
             get = container()[probe]["httpGet"]
             assert get["scheme"] == "HTTPS" and get["port"] == container()["ports"][0]["name"]
@@ -137,11 +138,11 @@ def test_a_renewed_serving_certificate_keeps_the_ca_the_api_server_trusts() -> N
     assert ca_hours > 10 * serving_hours
 
 
-def test_the_role_lists_and_watches_agentprofiles_and_limitranges_only() -> None:
+def test_the_role_lists_and_watches_agentprofiles_limitranges_and_resourcequotas_only() -> None:
     role = find("ClusterRole", "kinship-webhook")
     assert role["rules"] == [
         {"apiGroups": ["kinship.dev"], "resources": ["agentprofiles"], "verbs": ["list", "watch"]},
-        {"apiGroups": [""], "resources": ["limitranges"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["limitranges", "resourcequotas"], "verbs": ["list", "watch"]},
     ]
     binding = find("ClusterRoleBinding", "kinship-webhook")
     (subject,) = binding["subjects"]

@@ -19,6 +19,7 @@ from kinship.errors import InputError
 from kinship.profile import AgentProfile, ProfilePolicy
 from predictor.admission import BadReview, decide
 from predictor.limitrange import LimitItem, parse_limit_range, pod_total
+from predictor.quota import QuotaItem, parse_resource_quota
 from predictor.rightsize import (
     ANNOTATION,
     cpu_quantity,
@@ -422,3 +423,57 @@ def test_anything_but_a_pod_create_is_allowed_unchanged(operation: str, kind: st
 def test_a_body_that_is_no_admission_review_is_refused_with_a_message(body: bytes, message: str) -> None:
     with pytest.raises(BadReview, match=message):
         decide(body, lambda ns, a: None, POLICY, NOW)
+
+
+def quota_items(hard: dict[str, str], used: dict[str, str] | None) -> list[QuotaItem]:
+    status = {} if used is None else {"used": used}
+    return parse_resource_quota(
+        {"metadata": {"name": "compute", "namespace": "team"}, "spec": {"hard": hard}, "status": status}
+    )
+
+
+def test_a_raise_the_namespaces_quota_has_no_room_for_keeps_the_users_request() -> None:
+    # the ResourceQuota plugin judges the pod after the webhook: 100m -> 250m needs 150m of room
+    asked = pod(container(requests={"cpu": "100m", "memory": "1Gi"}))
+    tight = quota_items(
+        {"requests.cpu": "2", "requests.memory": "8Gi"}, {"requests.cpu": "1900m", "requests.memory": "1Gi"}
+    )
+    mutation = right_size(asked, profile(), POLICY, NOW, quota_items=tight)
+    requests = apply(mutation.patch, asked)["spec"]["containers"][0]["resources"]["requests"]
+    assert requests == {"cpu": "100m", "memory": str(300 * MIB)}  # memory is lowered: always fine
+    assert (
+        "cpu: the pod's cpu requests would total 250m, more than the 100m ResourceQuota team/compute has left"
+        in mutation.reason
+    )
+    roomy = quota_items({"cpu": "2"}, {"cpu": "1750m"})  # the short form counts the same; 250m fits
+    raised = apply(right_size(asked, profile(), POLICY, NOW, quota_items=roomy).patch, asked)
+    assert raised["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "250m"
+
+
+def test_the_pods_whole_raised_total_must_fit_so_one_containers_cut_pays_for_anothers_rise() -> None:
+    asked = pod(
+        container("agent", requests={"cpu": "100m"}),
+        container("sidecar", requests={"cpu": "500m"}),
+    )
+    both = profile({"agent": {"cpuMillicores": 400.0}, "sidecar": {"cpuMillicores": 250.0}})
+    full = quota_items({"requests.cpu": "4"}, {"requests.cpu": "3400m"})  # 600m -> 650m: 50m short
+    assert right_size(asked, both, POLICY, NOW, quota_items=full).patch == []
+    room = quota_items({"requests.cpu": "4"}, {"requests.cpu": "3350m"})
+    patched = apply(right_size(asked, both, POLICY, NOW, quota_items=room).patch, asked)
+    assert [c["resources"]["requests"]["cpu"] for c in patched["spec"]["containers"]] == ["400m", "250m"]
+
+
+def test_a_quota_whose_usage_is_not_counted_yet_allows_no_raise() -> None:
+    asked = pod(container())  # no request: any recommendation is a raise
+    mutation = right_size(
+        asked, profile(), POLICY, NOW, quota_items=quota_items({"requests.memory": "64Gi"}, None)
+    )
+    requests = apply(mutation.patch, asked)["spec"]["containers"][0]["resources"]["requests"]
+    assert requests == {"cpu": "250m"}
+    assert "ResourceQuota team/compute has not counted its memory usage yet" in mutation.reason
+
+
+def test_an_unreadable_quota_names_the_object_and_field() -> None:
+    with pytest.raises(InputError, match=r"ResourceQuota team/compute: status.used.requests.cpu: "):
+        quota_items({"requests.cpu": "2", "limits.cpu": "4"}, {"requests.cpu": "lots"})
+    assert quota_items({"limits.memory": "4Gi", "pods": "10"}, {}) == []  # nothing it would raise

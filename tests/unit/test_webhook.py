@@ -19,9 +19,11 @@ from kinship.profile import ProfilePolicy
 from predictor.webhook import (
     LimitRangeCache,
     ProfileCache,
+    QuotaCache,
     create_app,
     limit_ranges_resource,
     profiles_resource,
+    resource_quotas_resource,
 )
 
 
@@ -84,7 +86,7 @@ def cache() -> ProfileCache:
 
 
 def test_mutate_answers_from_the_cache(cache: ProfileCache) -> None:
-    with TestClient(create_app(cache, synced_limit_ranges(), ProfilePolicy())) as http:
+    with TestClient(create_app(cache, synced_limit_ranges(), QuotaCache(), ProfilePolicy())) as http:
         reply = http.post("/mutate", json=review(POD))
     assert reply.status_code == 200
     response = reply.json()["response"]
@@ -98,11 +100,57 @@ def test_mutate_keeps_requests_within_the_namespaces_limit_ranges(cache: Profile
         limit_range("floor", min={"cpu": "400m"}),
         limit_range("elsewhere", namespace="other", min={"cpu": "2"}),
     )
-    with TestClient(create_app(cache, ranges, ProfilePolicy())) as http:
+    with TestClient(create_app(cache, ranges, QuotaCache(), ProfilePolicy())) as http:
         patch = json.loads(
             base64.b64decode(http.post("/mutate", json=review(POD)).json()["response"]["patch"])
         )
     assert patch[0]["value"] == {"requests": {"cpu": "400m"}}  # 300m recommended, team's min 400m
+
+
+def synced_quotas(*docs: dict[str, Any]) -> QuotaCache:
+    quotas = QuotaCache()
+    resource = resource_quotas_resource(quotas, client.ApiClient())
+    resource.replace([raw(doc) for doc in docs])
+    quotas.mark_synced(resource.name)
+    return quotas
+
+
+def quota(name: str, hard: dict[str, str], used: dict[str, str], namespace: str = "team") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"hard": hard},
+        "status": {"hard": hard, "used": used},
+    }
+
+
+def test_mutate_raises_requests_only_as_far_as_the_namespaces_quotas_have_room(cache: ProfileCache) -> None:
+    def patch(quotas: QuotaCache) -> Any:
+        with TestClient(create_app(cache, synced_limit_ranges(), quotas, ProfilePolicy())) as http:
+            response = http.post("/mutate", json=review(POD)).json()["response"]
+        return json.loads(base64.b64decode(response["patch"])) if "patch" in response else None
+
+    # 300m recommended for a container with no request: the pod's total rises by 300m
+    assert patch(synced_quotas(quota("compute", {"requests.cpu": "1"}, {"requests.cpu": "800m"}))) is None
+    room = synced_quotas(
+        quota("compute", {"requests.cpu": "1"}, {"requests.cpu": "700m"}),
+        quota("full", {"cpu": "1"}, {"cpu": "1"}, namespace="other"),  # another namespace's
+    )
+    assert patch(room)[0]["value"] == {"requests": {"cpu": "300m"}}
+
+
+def test_quota_events_follow_each_object() -> None:
+    quotas = synced_quotas(quota("a", {"requests.cpu": "2"}, {"requests.cpu": "500m"}))
+    resource = resource_quotas_resource(quotas, client.ApiClient())
+    resource.apply("ADDED", raw(quota("b", {"memory": "1Gi"}, {})))  # usage not counted yet
+    assert [(i.source, i.resource, i.left) for i in quotas.items("team")] == [
+        ("ResourceQuota team/a", "cpu", 1500),
+        ("ResourceQuota team/b", "memory", None),
+    ]
+    resource.apply("MODIFIED", raw(quota("a", {"requests.cpu": "2"}, {"requests.cpu": "2"})))
+    assert quotas.items("team")[0].left == 0
+    resource.apply("DELETED", raw({"metadata": {"name": "a", "namespace": "team"}}))
+    resource.apply("DELETED", raw({"metadata": {"name": "b", "namespace": "team"}}))
+    assert quotas.items("team") == ()
 
 
 def test_limit_range_events_follow_each_object() -> None:
@@ -124,7 +172,7 @@ def test_limit_range_events_follow_each_object() -> None:
 def test_mutate_refuses_what_is_no_admission_review_with_400_and_a_message(
     cache: ProfileCache, body: bytes
 ) -> None:
-    app = create_app(cache, synced_limit_ranges(), ProfilePolicy())
+    app = create_app(cache, synced_limit_ranges(), QuotaCache(), ProfilePolicy())
     with TestClient(app, raise_server_exceptions=False) as http:
         reply = http.post("/mutate", content=body, headers={"content-type": "application/json"})
     assert reply.status_code == 400
@@ -132,15 +180,18 @@ def test_mutate_refuses_what_is_no_admission_review_with_400_and_a_message(
     assert "Traceback" not in reply.text
 
 
-def test_readyz_waits_for_the_first_list_of_profiles_and_limit_ranges() -> None:
-    cache, ranges = ProfileCache(), LimitRangeCache()
-    with TestClient(create_app(cache, ranges, ProfilePolicy())) as http:
+def test_readyz_waits_for_the_first_list_of_profiles_limit_ranges_and_quotas() -> None:
+    cache, ranges, quotas = ProfileCache(), LimitRangeCache(), QuotaCache()
+    with TestClient(create_app(cache, ranges, quotas, ProfilePolicy())) as http:
         assert http.get("/readyz").status_code == 503
         assert http.get("/livez").status_code == 200
         cache.mark_synced("agentprofiles")
         reply = http.get("/readyz")
-        assert reply.status_code == 503 and reply.text == "LimitRanges not listed yet\n"
+        assert reply.status_code == 503 and reply.text == "LimitRanges and ResourceQuotas not listed yet\n"
         ranges.mark_synced("limitranges")
+        reply = http.get("/readyz")
+        assert reply.status_code == 503 and reply.text == "ResourceQuotas not listed yet\n"
+        quotas.mark_synced("resourcequotas")
         assert http.get("/readyz").status_code == 200
 
 

@@ -22,7 +22,7 @@ from kinship.cli import app
 from kinship.profile import ProfilePolicy
 from kinship.watch import Reflector
 from predictor.tls import CertificateReloader
-from predictor.webhook import LimitRangeCache, ProfileCache, create_app, server_config
+from predictor.webhook import LimitRangeCache, ProfileCache, QuotaCache, create_app, server_config
 from tests.serving import eventually, free_port
 
 POLL_SECONDS = 0.05
@@ -95,7 +95,7 @@ def webhook_server(cert: Path, key: Path) -> Iterator[int]:
     wires it; the port once serving."""
     reloader = CertificateReloader(cert, key, poll_interval_seconds=POLL_SECONDS)
     port = free_port()
-    app = create_app(ProfileCache(), LimitRangeCache(), ProfilePolicy())
+    app = create_app(ProfileCache(), LimitRangeCache(), QuotaCache(), ProfilePolicy())
     server = uvicorn.Server(server_config(app, "127.0.0.1", port, reloader))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
