@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,16 +171,14 @@ def _within_pod_limits(
     skipped: list[str],
 ) -> dict[int, dict[str, str]]:
     """`changes` less every resource whose new requests would break a Pod-type LimitRange item."""
-    for resource in (CPU, MEMORY):
-        changed = {i: millis(w[resource]) for i, w in changes.items() if resource in w}
+
+    def refusal(resource: str, changed: dict[int, int]) -> str | None:
         try:
-            broken = pod_breaks(limit_items, spec, resource, changed) if changed else None
+            return pod_breaks(limit_items, spec, resource, changed)
         except ValueError as exc:  # another container's quantity: the pod's total is unknown
-            broken = f"the pod's total cannot be checked against its LimitRanges: {exc}"
-        if broken:
-            skipped.append(f"{resource}: {broken}")
-            changes = {i: {r: v for r, v in w.items() if r != resource} for i, w in changes.items()}
-    return changes
+            return f"the pod's total cannot be checked against its LimitRanges: {exc}"
+
+    return _drop_refused(changes, refusal, skipped)
 
 
 def _within_quotas(
@@ -192,17 +190,31 @@ def _within_quotas(
     """`changes` less every resource whose raised requests would not fit in what a ResourceQuota
     has left. The pod's total is the quota plugin's: containers and sidecars summed, the largest
     init container if more, plus the RuntimeClass overhead."""
-    for resource in (CPU, MEMORY):
-        changed = {i: millis(w[resource]) for i, w in changes.items() if resource in w}
-        if not changed or not quota_items:
-            continue
+
+    def refusal(resource: str, changed: dict[int, int]) -> str | None:
+        if not quota_items:
+            return None
         try:
             overhead = _millis_or_zero(_mapping(spec.get("overhead")).get(resource))
             before = (pod_total(spec, "requests", resource, {}) or 0) + overhead
             after = (pod_total(spec, "requests", resource, changed) or 0) + overhead
-            refused = quota_refuses(quota_items, resource, before, after)
         except ValueError as exc:  # another container's quantity: the pod's total is unknown
-            refused = f"the pod's total cannot be checked against its ResourceQuotas: {exc}"
+            return f"the pod's total cannot be checked against its ResourceQuotas: {exc}"
+        return quota_refuses(quota_items, resource, before, after)
+
+    return _drop_refused(changes, refusal, skipped)
+
+
+def _drop_refused(
+    changes: dict[int, dict[str, str]],
+    refusal: Callable[[str, dict[int, int]], str | None],
+    skipped: list[str],
+) -> dict[int, dict[str, str]]:
+    """`changes` less every resource `refusal` objects to, given the changed containers' new
+    requests of it (index -> millis); each objection goes to `skipped`."""
+    for resource in (CPU, MEMORY):
+        changed = {i: millis(w[resource]) for i, w in changes.items() if resource in w}
+        refused = refusal(resource, changed) if changed else None
         if refused:
             skipped.append(f"{resource}: {refused}")
             changes = {i: {r: v for r, v in w.items() if r != resource} for i, w in changes.items()}

@@ -61,12 +61,16 @@ POD = {
 }
 
 
-def synced_limit_ranges(*docs: dict[str, Any]) -> LimitRangeCache:
-    ranges = LimitRangeCache()
-    resource = limit_ranges_resource(ranges, client.ApiClient())
+def synced(cache: Any, resource_of: Any, *docs: dict[str, Any]) -> Any:
+    """`cache` after its reflector's first list returned `docs`."""
+    resource = resource_of(cache, client.ApiClient())
     resource.replace([raw(doc) for doc in docs])
-    ranges.mark_synced(resource.name)
-    return ranges
+    cache.mark_synced(resource.name)
+    return cache
+
+
+def synced_limit_ranges(*docs: dict[str, Any]) -> LimitRangeCache:
+    return synced(LimitRangeCache(), limit_ranges_resource, *docs)
 
 
 def limit_range(name: str, namespace: str = "team", **container: dict[str, str]) -> dict[str, Any]:
@@ -108,11 +112,7 @@ def test_mutate_keeps_requests_within_the_namespaces_limit_ranges(cache: Profile
 
 
 def synced_quotas(*docs: dict[str, Any]) -> QuotaCache:
-    quotas = QuotaCache()
-    resource = resource_quotas_resource(quotas, client.ApiClient())
-    resource.replace([raw(doc) for doc in docs])
-    quotas.mark_synced(resource.name)
-    return quotas
+    return synced(QuotaCache(), resource_quotas_resource, *docs)
 
 
 def quota(name: str, hard: dict[str, str], used: dict[str, str], namespace: str = "team") -> dict[str, Any]:
