@@ -8,9 +8,9 @@ The admission webhook's whole decision lives here, so every rule is a unit test 
   that container's request, capped at its limit (a request above the limit is an invalid pod)
   and kept within the namespace's LimitRanges (predictor.limitrange: LimitRanger validates after
   the webhook, and refuses the whole pod); limits are never touched;
-- a pod's total request is raised only when the raised total fits in what the namespace's
-  ResourceQuotas have left (predictor.quota: the quota plugin also judges the pod after the
-  webhook);
+- where a ResourceQuota limits a resource's requests, they are only lowered, and a BestEffort pod
+  is left alone under a quota scoped to NotBestEffort pods (predictor.quota: the quota plugin
+  also judges the pod after the webhook);
 - what was there before is kept in the `kinship.dev/requests` annotation, so nothing the user
   declared is lost;
 - a Guaranteed pod (requests equal to limits everywhere) is left alone: lowering a request would
@@ -29,7 +29,7 @@ from kinship.identity import agent_of
 from kinship.profile import AgentProfile, ProfilePolicy, Resources, ignored_reason
 from kinship.quantity import millis, quantity
 from predictor.limitrange import CONTAINER_LIMIT, LimitItem, pod_breaks, pod_total, request_bounds
-from predictor.quota import QuotaItem, quota_refuses
+from predictor.quota import QuotaItem, best_effort_refused, quota_refuses
 
 ANNOTATION = "kinship.dev/requests"
 CPU, MEMORY = "cpu", "memory"
@@ -95,6 +95,8 @@ def right_size(
         return Mutation(reason="pod has no containers")
     if _guaranteed(spec):
         return Mutation(reason="Guaranteed QoS pod: lowering a request would change its QoS class")
+    if _best_effort(spec) and (refused := best_effort_refused(quota_items)):
+        return Mutation(reason=refused)
     recommended = {c.name: c.recommendedRequests for c in profile.status.containers}
     changes: dict[int, dict[str, str]] = {}
     skipped: list[str] = []
@@ -187,42 +189,51 @@ def _within_quotas(
     quota_items: Sequence[QuotaItem],
     skipped: list[str],
 ) -> dict[int, dict[str, str]]:
-    """`changes` less every resource whose raised requests would not fit in what a ResourceQuota
-    has left. The pod's total is the quota plugin's: containers and sidecars summed, the largest
-    init container if more, plus the RuntimeClass overhead."""
+    """`changes` less the raises of every resource whose requests a ResourceQuota limits, when
+    they would raise the pod's total (the quota plugin's: containers summed, the largest init
+    container if more). The containers lowered keep their change: that only frees quota."""
 
     def refusal(resource: str, changed: dict[int, int]) -> str | None:
         if not quota_items:
             return None
         try:
-            overhead = _millis_or_zero(_mapping(spec.get("overhead")).get(resource))
-            before = (pod_total(spec, "requests", resource, {}) or 0) + overhead
-            after = (pod_total(spec, "requests", resource, changed) or 0) + overhead
+            before = pod_total(spec, "requests", resource, {}) or 0
+            after = pod_total(spec, "requests", resource, changed) or 0
         except ValueError as exc:  # another container's quantity: the pod's total is unknown
             return f"the pod's total cannot be checked against its ResourceQuotas: {exc}"
         return quota_refuses(quota_items, resource, before, after)
 
-    return _drop_refused(changes, refusal, skipped)
+    containers = spec.get("containers") or []
+
+    def lowered(resource: str, index: int) -> bool:
+        requests = _mapping(_mapping(containers[index].get("resources")).get("requests"))
+        try:
+            return resource in requests and millis(changes[index][resource]) < millis(requests[resource])
+        except ValueError:
+            return False
+
+    return _drop_refused(changes, refusal, skipped, keep=lowered)
 
 
 def _drop_refused(
     changes: dict[int, dict[str, str]],
     refusal: Callable[[str, dict[int, int]], str | None],
     skipped: list[str],
+    keep: Callable[[str, int], bool] = lambda resource, index: False,
 ) -> dict[int, dict[str, str]]:
     """`changes` less every resource `refusal` objects to, given the changed containers' new
-    requests of it (index -> millis); each objection goes to `skipped`."""
+    requests of it (index -> millis), except the containers `keep` says may keep theirs; each
+    objection goes to `skipped`."""
     for resource in (CPU, MEMORY):
         changed = {i: millis(w[resource]) for i, w in changes.items() if resource in w}
         refused = refusal(resource, changed) if changed else None
         if refused:
             skipped.append(f"{resource}: {refused}")
-            changes = {i: {r: v for r, v in w.items() if r != resource} for i, w in changes.items()}
+            changes = {
+                i: {r: v for r, v in w.items() if r != resource or keep(resource, i)}
+                for i, w in changes.items()
+            }
     return changes
-
-
-def _millis_or_zero(value: Any) -> int:
-    return millis(value) if value is not None else 0
 
 
 def _within(resource: str, value: float, limit: Any, items: Sequence[LimitItem]) -> tuple[str, str]:
@@ -279,6 +290,20 @@ def _annotation_ops(pod: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
     if not isinstance(meta.get("annotations"), Mapping):
         return [{"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION: value}}]
     return [{"op": "add", "path": f"/metadata/annotations/{pointer_token(ANNOTATION)}", "value": value}]
+
+
+def _best_effort(spec: Mapping[str, Any]) -> bool:
+    """Kubernetes' BestEffort QoS class: no container (init ones too), nor the pod itself, requests
+    or limits CPU or memory."""
+    every = [_mapping(spec.get("resources"))] + [
+        _mapping(c.get("resources"))
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or ()
+        if isinstance(c, Mapping)
+    ]
+    return not any(
+        r in _mapping(res.get(f)) for res in every for f in ("requests", "limits") for r in (CPU, MEMORY)
+    )
 
 
 def _guaranteed(spec: Mapping[str, Any]) -> bool:

@@ -3,7 +3,7 @@
 Admission is on the path of every opted-in pod CREATE, with the API server waiting (timeoutSeconds
 2-3, failurePolicy Ignore), so the webhook answers from memory: a list+watch of AgentProfiles
 (kinship.watch, as the extender follows them), of LimitRanges (requests stay within them, see
-predictor.limitrange) and of ResourceQuotas (raises stay within what they have left, see
+predictor.limitrange) and of ResourceQuotas (requests they limit are only lowered, see
 predictor.quota), and no API call per review. Profiles are kept as
 published and judged by the policy at admission time, so one that ages past the limit while cached
 stops right-sizing pods without waiting for an event.
@@ -134,7 +134,7 @@ class LimitRangeCache(NamespaceItems[LimitItem]):
 
 
 class QuotaCache(NamespaceItems[QuotaItem]):
-    """What every namespace's ResourceQuotas leave of cpu/memory requests."""
+    """What every namespace's ResourceQuotas constrain: cpu/memory requests, NotBestEffort pods."""
 
 
 def _by_name(entry: tuple[tuple[str, str], list[Any]]) -> tuple[str, str]:
@@ -180,8 +180,7 @@ def limit_ranges_resource(cache: LimitRangeCache, api: Any) -> watch.Resource:
 
 
 def resource_quotas_resource(cache: QuotaCache, api: Any) -> watch.Resource:
-    """The ResourceQuotas reflector's resource. Every update of a quota's usage is an event, so
-    the cache follows `status.used` as the quota controller counts it."""
+    """The ResourceQuotas reflector's resource."""
     from kubernetes import client
 
     core = client.CoreV1Api(api)

@@ -425,55 +425,73 @@ def test_a_body_that_is_no_admission_review_is_refused_with_a_message(body: byte
         decide(body, lambda ns, a: None, POLICY, NOW)
 
 
-def quota_items(hard: dict[str, str], used: dict[str, str] | None) -> list[QuotaItem]:
-    status = {} if used is None else {"used": used}
-    return parse_resource_quota(
-        {"metadata": {"name": "compute", "namespace": "team"}, "spec": {"hard": hard}, "status": status}
-    )
+def quota_items(hard: dict[str, str], **spec: Any) -> list[QuotaItem]:
+    obj = {"metadata": {"name": "compute", "namespace": "team"}, "spec": {"hard": hard, **spec}}
+    return parse_resource_quota(obj)
 
 
-def test_a_raise_the_namespaces_quota_has_no_room_for_keeps_the_users_request() -> None:
-    # the ResourceQuota plugin judges the pod after the webhook: 100m -> 250m needs 150m of room
+def test_requests_a_quota_limits_are_only_lowered_and_other_resources_still_raised() -> None:
+    # the ResourceQuota plugin judges the pod after the webhook; a raise spends the namespace's quota
     asked = pod(container(requests={"cpu": "100m", "memory": "1Gi"}))
-    tight = quota_items(
-        {"requests.cpu": "2", "requests.memory": "8Gi"}, {"requests.cpu": "1900m", "requests.memory": "1Gi"}
-    )
-    mutation = right_size(asked, profile(), POLICY, NOW, quota_items=tight)
+    both = quota_items({"requests.cpu": "20", "requests.memory": "64Gi", "pods": "10"})
+    mutation = right_size(asked, profile(), POLICY, NOW, quota_items=both)
     requests = apply(mutation.patch, asked)["spec"]["containers"][0]["resources"]["requests"]
-    assert requests == {"cpu": "100m", "memory": str(300 * MIB)}  # memory is lowered: always fine
+    assert requests == {"cpu": "100m", "memory": str(300 * MIB)}  # cpu would rise: kept; memory lowered
     assert (
-        "cpu: the pod's cpu requests would total 250m, more than the 100m ResourceQuota team/compute has left"
+        "cpu: ResourceQuota team/compute limits cpu requests here, so they are only lowered"
         in mutation.reason
     )
-    roomy = quota_items({"cpu": "2"}, {"cpu": "1750m"})  # the short form counts the same; 250m fits
-    raised = apply(right_size(asked, profile(), POLICY, NOW, quota_items=roomy).patch, asked)
-    assert raised["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "250m"
+    memory_only = quota_items({"memory": "64Gi"})  # the short form counts the same
+    raised = apply(right_size(asked, profile(), POLICY, NOW, quota_items=memory_only).patch, asked)
+    assert raised["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "250m",
+        "memory": str(300 * MIB),
+    }
 
 
-def test_the_pods_whole_raised_total_must_fit_so_one_containers_cut_pays_for_anothers_rise() -> None:
+def test_under_a_quota_a_containers_cut_is_kept_when_another_would_rise() -> None:
     asked = pod(
         container("agent", requests={"cpu": "100m"}),
         container("sidecar", requests={"cpu": "500m"}),
     )
-    both = profile({"agent": {"cpuMillicores": 400.0}, "sidecar": {"cpuMillicores": 250.0}})
-    full = quota_items({"requests.cpu": "4"}, {"requests.cpu": "3400m"})  # 600m -> 650m: 50m short
-    assert right_size(asked, both, POLICY, NOW, quota_items=full).patch == []
-    room = quota_items({"requests.cpu": "4"}, {"requests.cpu": "3350m"})
-    patched = apply(right_size(asked, both, POLICY, NOW, quota_items=room).patch, asked)
-    assert [c["resources"]["requests"]["cpu"] for c in patched["spec"]["containers"]] == ["400m", "250m"]
+    cpu_quota = quota_items({"requests.cpu": "4"})
+
+    def cpu_after(recommended: dict[str, float]) -> list[str]:
+        rec = profile({name: {"cpuMillicores": m} for name, m in recommended.items()})
+        patched = apply(right_size(asked, rec, POLICY, NOW, quota_items=cpu_quota).patch, asked)
+        return [c["resources"]["requests"]["cpu"] for c in patched["spec"]["containers"]]
+
+    assert cpu_after({"agent": 400.0, "sidecar": 250.0}) == ["100m", "250m"]  # 600m -> 650m: no rise
+    assert cpu_after({"agent": 300.0, "sidecar": 250.0}) == ["300m", "250m"]  # 600m -> 550m: both
 
 
-def test_a_quota_whose_usage_is_not_counted_yet_allows_no_raise() -> None:
-    asked = pod(container())  # no request: any recommendation is a raise
-    mutation = right_size(
-        asked, profile(), POLICY, NOW, quota_items=quota_items({"requests.memory": "64Gi"}, None)
-    )
-    requests = apply(mutation.patch, asked)["spec"]["containers"][0]["resources"]["requests"]
-    assert requests == {"cpu": "250m"}
-    assert "ResourceQuota team/compute has not counted its memory usage yet" in mutation.reason
+def test_a_best_effort_pod_is_left_alone_under_a_quota_for_pods_that_are_not() -> None:
+    bare = pod(container())  # no requests or limits: BestEffort; a request would make it Burstable
+    for scoped in (
+        quota_items({"pods": "10", "limits.cpu": "8"}, scopes=["NotBestEffort"]),
+        quota_items(
+            {"pods": "10"},
+            scopeSelector={"matchExpressions": [{"scopeName": "NotBestEffort", "operator": "Exists"}]},
+        ),
+    ):
+        mutation = right_size(bare, profile(), POLICY, NOW, quota_items=scoped)
+        assert mutation.patch == []
+        assert (
+            mutation.reason
+            == "BestEffort pod: a request would bring it under ResourceQuota team/compute (scope NotBestEffort)"
+        )
+    other_scope = quota_items({"pods": "10"}, scopes=["BestEffort"])
+    assert other_scope == []  # leaving a quota's scope can refuse nothing
+    assert right_size(bare, profile(), POLICY, NOW, quota_items=other_scope).patch != []
+    burstable = pod(container(limits={"memory": "1Gi"}))
+    scoped = quota_items({"pods": "10"}, scopes=["NotBestEffort"])
+    assert right_size(burstable, profile(), POLICY, NOW, quota_items=scoped).patch != []
 
 
-def test_an_unreadable_quota_names_the_object_and_field() -> None:
-    with pytest.raises(InputError, match=r"ResourceQuota team/compute: status.used.requests.cpu: "):
-        quota_items({"requests.cpu": "2", "limits.cpu": "4"}, {"requests.cpu": "lots"})
-    assert quota_items({"limits.memory": "4Gi", "pods": "10"}, {}) == []  # nothing it would raise
+def test_the_keys_of_a_quotas_status_count_while_its_spec_is_synced() -> None:
+    obj = {
+        "metadata": {"name": "compute", "namespace": "team"},
+        "spec": {"hard": {"limits.cpu": "4"}},
+        "status": {"hard": {"requests.memory": "8Gi", "limits.cpu": "4"}},  # the spec just dropped it
+    }
+    assert parse_resource_quota(obj) == [QuotaItem("ResourceQuota team/compute", "memory")]

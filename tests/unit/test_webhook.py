@@ -115,40 +115,32 @@ def synced_quotas(*docs: dict[str, Any]) -> QuotaCache:
     return synced(QuotaCache(), resource_quotas_resource, *docs)
 
 
-def quota(name: str, hard: dict[str, str], used: dict[str, str], namespace: str = "team") -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"hard": hard},
-        "status": {"hard": hard, "used": used},
-    }
+def quota(name: str, hard: dict[str, str], namespace: str = "team") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": {"hard": hard}}
 
 
-def test_mutate_raises_requests_only_as_far_as_the_namespaces_quotas_have_room(cache: ProfileCache) -> None:
+def test_mutate_only_lowers_requests_the_namespaces_quotas_limit(cache: ProfileCache) -> None:
     def patch(quotas: QuotaCache) -> Any:
         with TestClient(create_app(cache, synced_limit_ranges(), quotas, ProfilePolicy())) as http:
             response = http.post("/mutate", json=review(POD)).json()["response"]
         return json.loads(base64.b64decode(response["patch"])) if "patch" in response else None
 
-    # 300m recommended for a container with no request: the pod's total rises by 300m
-    assert patch(synced_quotas(quota("compute", {"requests.cpu": "1"}, {"requests.cpu": "800m"}))) is None
-    room = synced_quotas(
-        quota("compute", {"requests.cpu": "1"}, {"requests.cpu": "700m"}),
-        quota("full", {"cpu": "1"}, {"cpu": "1"}, namespace="other"),  # another namespace's
-    )
-    assert patch(room)[0]["value"] == {"requests": {"cpu": "300m"}}
+    # 300m recommended for a container with no request: a raise
+    assert patch(synced_quotas(quota("compute", {"requests.cpu": "100"}))) is None
+    elsewhere = synced_quotas(quota("compute", {"cpu": "100"}, namespace="other"))
+    assert patch(elsewhere)[0]["value"] == {"requests": {"cpu": "300m"}}
 
 
 def test_quota_events_follow_each_object() -> None:
-    quotas = synced_quotas(quota("a", {"requests.cpu": "2"}, {"requests.cpu": "500m"}))
+    quotas = synced_quotas(quota("a", {"requests.cpu": "2"}))
     resource = resource_quotas_resource(quotas, client.ApiClient())
-    resource.apply("ADDED", raw(quota("b", {"memory": "1Gi"}, {})))  # usage not counted yet
-    assert [(i.source, i.resource, i.left) for i in quotas.items("team")] == [
-        ("ResourceQuota team/a", "cpu", 1500),
-        ("ResourceQuota team/b", "memory", None),
+    resource.apply("ADDED", raw(quota("b", {"memory": "1Gi", "pods": "3"})))
+    assert [(i.source, i.resource) for i in quotas.items("team")] == [
+        ("ResourceQuota team/a", "cpu"),
+        ("ResourceQuota team/b", "memory"),
     ]
-    resource.apply("MODIFIED", raw(quota("a", {"requests.cpu": "2"}, {"requests.cpu": "2"})))
-    assert quotas.items("team")[0].left == 0
-    resource.apply("DELETED", raw({"metadata": {"name": "a", "namespace": "team"}}))
+    resource.apply("MODIFIED", raw(quota("a", {"pods": "3"})))
+    assert [i.source for i in quotas.items("team")] == ["ResourceQuota team/b"]
     resource.apply("DELETED", raw({"metadata": {"name": "b", "namespace": "team"}}))
     assert quotas.items("team") == ()
 
