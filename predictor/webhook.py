@@ -91,12 +91,13 @@ class ProfileCache(_Listed):
 
 class NamespaceItems(_Listed, Generic[Item]):
     """The items (bounds on requests) of every object of one kind, by namespace, fed by one
-    reflector. Writers rebuild a namespace's tuple under the lock; readers (request handlers) do
-    one dict lookup, lock-free. Within a namespace, objects come in name order."""
+    reflector. Writers rebuild a namespace's tuple under the lock, from that namespace's objects
+    only (a quota's status changes with every pod created or deleted under it); readers (request
+    handlers) do one dict lookup, lock-free. Within a namespace, objects come in name order."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_object: dict[tuple[str, str], list[Item]] = {}
+        self._by_object: dict[str, dict[str, list[Item]]] = {}  # namespace -> name -> items
         self._by_namespace: dict[str, tuple[Item, ...]] = {}
 
     def items(self, namespace: str) -> tuple[Item, ...]:
@@ -104,29 +105,35 @@ class NamespaceItems(_Listed, Generic[Item]):
 
     def upsert(self, namespace: str, name: str, items: list[Item]) -> None:
         with self._lock:
-            self._by_object[(namespace, name)] = items
+            self._by_object.setdefault(namespace, {})[name] = items
             self._rebuild(namespace)
 
     def delete(self, namespace: str, name: str) -> None:
         with self._lock:
-            self._by_object.pop((namespace, name), None)
+            self._by_object.get(namespace, {}).pop(name, None)
             self._rebuild(namespace)
 
     def replace(self, objects: dict[tuple[str, str], list[Item]]) -> None:
-        by_namespace: dict[str, list[Item]] = {}
-        for (namespace, _), items in sorted(objects.items(), key=_by_name):
-            by_namespace.setdefault(namespace, []).extend(items)
+        by_object: dict[str, dict[str, list[Item]]] = {}
+        for (namespace, name), items in objects.items():
+            by_object.setdefault(namespace, {})[name] = items
+        by_namespace = {ns: _flatten(named) for ns, named in by_object.items()}
         with self._lock:
-            self._by_object = dict(objects)
-            self._by_namespace = {ns: tuple(items) for ns, items in by_namespace.items() if items}
+            self._by_object = by_object
+            self._by_namespace = {ns: items for ns, items in by_namespace.items() if items}
 
     def _rebuild(self, namespace: str) -> None:
-        mine = sorted(((k, v) for k, v in self._by_object.items() if k[0] == namespace), key=_by_name)
-        items = tuple(item for _, found in mine for item in found)
+        items = _flatten(self._by_object.get(namespace, {}))
         if items:
             self._by_namespace[namespace] = items
         else:
+            self._by_object.pop(namespace, None)
             self._by_namespace.pop(namespace, None)
+
+
+def _flatten(named: dict[str, list[Item]]) -> tuple[Item, ...]:
+    """One namespace's items, its objects in name order."""
+    return tuple(item for name in sorted(named) for item in named[name])
 
 
 class LimitRangeCache(NamespaceItems[LimitItem]):
@@ -135,11 +142,6 @@ class LimitRangeCache(NamespaceItems[LimitItem]):
 
 class QuotaCache(NamespaceItems[QuotaItem]):
     """What every namespace's ResourceQuotas constrain: cpu/memory requests, NotBestEffort pods."""
-
-
-def _by_name(entry: tuple[tuple[str, str], list[Any]]) -> tuple[str, str]:
-    """Order objects by (namespace, name) only: their items do not compare."""
-    return entry[0]
 
 
 def _items_resource(
