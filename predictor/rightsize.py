@@ -107,8 +107,9 @@ def right_size(
         rec = recommended.get(str(container.get("name"))) if isinstance(container, Mapping) else None
         if rec is not None and (wanted := _wanted(container, rec, limit_items, skipped, notes)):
             changes[index] = {r: v for r, v in wanted.items() if r not in pod_level}
-    changes = _within_pod_limits(changes, spec, limit_items, skipped)
+    # Quotas first: the pod's LimitRange total must hold for the changes that are finally made
     changes = _within_quotas(changes, spec, quota_items, skipped)
+    changes = _within_pod_limits(changes, spec, limit_items, skipped)
     patch: list[dict[str, Any]] = []
     original: dict[str, dict[str, str | None]] = {}
     for index, wanted in changes.items():

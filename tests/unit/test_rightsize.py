@@ -495,3 +495,17 @@ def test_the_keys_of_a_quotas_status_count_while_its_spec_is_synced() -> None:
         "status": {"hard": {"requests.memory": "8Gi", "limits.cpu": "4"}},  # the spec just dropped it
     }
     assert parse_resource_quota(obj) == [QuotaItem("ResourceQuota team/compute", "memory")]
+
+
+def test_the_pods_limit_range_total_is_judged_on_the_changes_the_quota_leaves() -> None:
+    # 100m -> 400m and 500m -> 250m raise the total to 650m, over the pod min of 500m; the quota
+    # keeps only the cut, and 100m + 250m would break the min, so the cut goes too
+    asked = pod(
+        container("agent", requests={"cpu": "100m"}),
+        container("sidecar", requests={"cpu": "500m"}),
+    )
+    rec = profile({"agent": {"cpuMillicores": 400.0}, "sidecar": {"cpuMillicores": 250.0}})
+    pod_min = [LimitItem("LimitRange team/limits", "Pod", "cpu", min=500)]
+    mutation = right_size(asked, rec, POLICY, NOW, pod_min, quota_items({"requests.cpu": "4"}))
+    assert mutation.patch == []
+    assert "cpu: the pod's total would break the LimitRange team/limits min" in mutation.reason
