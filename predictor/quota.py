@@ -4,13 +4,13 @@ The ResourceQuota admission plugin judges a pod after every mutating webhook, an
 ReplicaSet whose pods it refuses ("exceeded quota") creates none, though the pods as the user wrote
 them fit. Two rules keep the webhook from causing that:
 - where a quota limits a resource's requests (`requests.cpu` or its short form `cpu`, the same for
-  memory), the webhook only lowers that resource's requests. A raise spends quota the namespace's
-  pods were sized for: even one that fits when the pod is created can leave its sibling replicas
-  without room, and the webhook sees usage through a watch, a moment late. Lowering only frees
-  quota.
-- a BestEffort pod (no requests or limits anywhere) is left alone where a quota is scoped to
-  `NotBestEffort` pods: adding a request would bring the pod under that quota, which may refuse it
-  for reasons the webhook does not know (a pod count, limits it requires).
+  memory), the webhook never raises the pod's total request of that resource. A raise spends
+  quota the namespace's pods were sized for: even one that fits when the pod is created can leave
+  its sibling replicas without room, and the webhook sees usage through a watch, a moment late.
+  Lowering only frees quota.
+- a BestEffort pod (no cpu or memory requests or limits above zero) is left alone where a quota
+  is scoped to `NotBestEffort` pods: adding a request would bring the pod under that quota, which
+  may refuse it for reasons the webhook does not know (a pod count, limits it requires).
 Other scopes do not depend on requests, so they change nothing here.
 """
 

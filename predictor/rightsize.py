@@ -8,9 +8,9 @@ The admission webhook's whole decision lives here, so every rule is a unit test 
   that container's request, capped at its limit (a request above the limit is an invalid pod)
   and kept within the namespace's LimitRanges (predictor.limitrange: LimitRanger validates after
   the webhook, and refuses the whole pod); limits are never touched;
-- where a ResourceQuota limits a resource's requests, they are only lowered, and a BestEffort pod
-  is left alone under a quota scoped to NotBestEffort pods (predictor.quota: the quota plugin
-  also judges the pod after the webhook);
+- where a ResourceQuota limits a resource's requests, the pod's total request of it is never
+  raised, and a BestEffort pod is left alone under a quota scoped to NotBestEffort pods
+  (predictor.quota: the quota plugin also judges the pod after the webhook);
 - what was there before is kept in the `kinship.dev/requests` annotation, so nothing the user
   declared is lost;
 - a Guaranteed pod (requests equal to limits everywhere) is left alone: lowering a request would
@@ -195,7 +195,7 @@ def _within_quotas(
     container if more). The containers lowered keep their change: that only frees quota."""
 
     def refusal(resource: str, changed: dict[int, int]) -> str | None:
-        if not quota_items:
+        if not any(item.resource == resource for item in quota_items):
             return None
         try:
             before = pod_total(spec, "requests", resource, {}) or 0
@@ -295,7 +295,7 @@ def _annotation_ops(pod: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
 
 def _best_effort(spec: Mapping[str, Any]) -> bool:
     """Kubernetes' BestEffort QoS class: no container (init ones too), nor the pod itself, requests
-    or limits CPU or memory."""
+    or limits CPU or memory above zero (pkg/apis/core/helper/qos: a zero quantity counts as none)."""
     every = [_mapping(spec.get("resources"))] + [
         _mapping(c.get("resources"))
         for key in ("initContainers", "containers")
@@ -303,8 +303,18 @@ def _best_effort(spec: Mapping[str, Any]) -> bool:
         if isinstance(c, Mapping)
     ]
     return not any(
-        r in _mapping(res.get(f)) for res in every for f in ("requests", "limits") for r in (CPU, MEMORY)
+        _above_zero(_mapping(res.get(f)).get(r))
+        for res in every
+        for f in ("requests", "limits")
+        for r in (CPU, MEMORY)
     )
+
+
+def _above_zero(value: Any) -> bool:
+    try:
+        return value is not None and millis(value) > 0
+    except ValueError:  # unreadable: the API server rejects the pod anyway; not BestEffort here
+        return True
 
 
 def _guaranteed(spec: Mapping[str, Any]) -> bool:

@@ -224,12 +224,13 @@ def test_requests_stay_within_the_namespaces_limit_range_so_pods_are_still_creat
         core.delete_namespace(namespace)
 
 
-def test_a_raise_the_resource_quota_has_no_room_for_is_left_out_so_pods_are_still_created(
+def test_requests_a_resource_quota_limits_are_not_raised_so_pods_are_still_created(
     api: client.ApiClient, kubeconfig: Path, tmp_path: Path
 ) -> None:
-    """The ResourceQuota plugin judges the pod after the webhook: raising 1 cpu to the 2 the profile
-    recommends would take the quota past its 2 cpu (another pod holds 500m), and the Deployment
-    would get no pod at all, though the pod as written fits."""
+    """The ResourceQuota plugin judges the pod after the webhook. The webhook never raises a request
+    a quota limits; here raising 1 cpu to the 2 the profile recommends would also take the quota
+    past its 2 cpu (another pod holds 500m), and the Deployment would get no pod at all, though
+    the pod as written fits."""
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     custom = client.CustomObjectsApi(api)
     namespace = f"e2e-quota-{uuid.uuid4().hex[:6]}"
@@ -266,7 +267,7 @@ def test_a_raise_the_resource_quota_has_no_room_for_is_left_out_so_pods_are_stil
             apps.create_namespaced_deployment(namespace, deployment("planner", 1, sidecar=False))
             (pod,) = pods_of(core, namespace, "planner", 1)
             (agent,) = pod.spec.containers
-            assert quantity(agent.resources.requests["cpu"]) == 1  # the user's: no room for 2
+            assert quantity(agent.resources.requests["cpu"]) == 1  # the user's: the quota limits cpu
             assert quantity(agent.resources.requests["memory"]) == 50 * MIB  # lowered: always fits
             assert json.loads(pod.metadata.annotations[ANNOTATION])["original"] == {
                 "agent": {"memory": "100Mi"}

@@ -509,3 +509,26 @@ def test_the_pods_limit_range_total_is_judged_on_the_changes_the_quota_leaves() 
     mutation = right_size(asked, rec, POLICY, NOW, pod_min, quota_items({"requests.cpu": "4"}))
     assert mutation.patch == []
     assert "cpu: the pod's total would break the LimitRange team/limits min" in mutation.reason
+
+
+def test_best_effort_is_kubernetes_qos_class_zero_requests_and_init_containers_included() -> None:
+    scoped = quota_items({"pods": "10"}, scopes=["NotBestEffort"])
+    zero = pod(container(requests={"cpu": "0", "memory": "0"}))  # zero counts as none: BestEffort
+    assert right_size(zero, profile(), POLICY, NOW, quota_items=scoped).patch == []
+    init = pod(container())
+    init["spec"]["initContainers"] = [container("setup", requests={"memory": "64Mi"})]  # Burstable
+    assert right_size(init, profile(), POLICY, NOW, quota_items=scoped).patch != []
+
+
+def test_a_change_that_leaves_the_quota_total_as_it_was_goes_ahead() -> None:
+    swap = pod(container("agent", requests={"cpu": "100m"}), container("sidecar", requests={"cpu": "500m"}))
+    rec = profile({"agent": {"cpuMillicores": 500.0}, "sidecar": {"cpuMillicores": 100.0}})
+    cpu_quota = quota_items({"requests.cpu": "4"})
+    patched = apply(right_size(swap, rec, POLICY, NOW, quota_items=cpu_quota).patch, swap)
+    assert [c["resources"]["requests"]["cpu"] for c in patched["spec"]["containers"]] == ["500m", "100m"]
+    # an init container of 2 cpu sets the pod's total, so 100m -> 400m raises nothing
+    setup = pod(container("agent", requests={"cpu": "100m"}))
+    setup["spec"]["initContainers"] = [container("setup", requests={"cpu": "2"})]
+    rec = profile({"agent": {"cpuMillicores": 400.0}})
+    patched = apply(right_size(setup, rec, POLICY, NOW, quota_items=cpu_quota).patch, setup)
+    assert patched["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "400m"

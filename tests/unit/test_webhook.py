@@ -139,6 +139,9 @@ def test_quota_events_follow_each_object() -> None:
         ("ResourceQuota team/a", "cpu"),
         ("ResourceQuota team/b", "memory"),
     ]
+    resource.apply("ADDED", raw(quota("0-first", {"requests.memory": "1Gi"})))  # name order, not arrival
+    assert quotas.items("team")[0].source == "ResourceQuota team/0-first"
+    resource.apply("DELETED", raw({"metadata": {"name": "0-first", "namespace": "team"}}))
     resource.apply("MODIFIED", raw(quota("a", {"pods": "3"})))
     assert [i.source for i in quotas.items("team")] == ["ResourceQuota team/b"]
     resource.apply("DELETED", raw({"metadata": {"name": "b", "namespace": "team"}}))
