@@ -57,7 +57,7 @@ def quota_refuses(items: Sequence[QuotaItem], resource: str, before: int, after:
         return None
     for item in items:
         if item.resource == resource:
-            return f"{item.source} limits {resource} requests here, so they are only lowered"
+            return f"{item.source} limits {resource} requests here: the pod's total is not raised"
     return None
 
 

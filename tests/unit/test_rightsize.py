@@ -438,7 +438,7 @@ def test_requests_a_quota_limits_are_only_lowered_and_other_resources_still_rais
     requests = apply(mutation.patch, asked)["spec"]["containers"][0]["resources"]["requests"]
     assert requests == {"cpu": "100m", "memory": str(300 * MIB)}  # cpu would rise: kept; memory lowered
     assert (
-        "cpu: ResourceQuota team/compute limits cpu requests here, so they are only lowered"
+        "cpu: ResourceQuota team/compute limits cpu requests here: the pod's total is not raised"
         in mutation.reason
     )
     memory_only = quota_items({"memory": "64Gi"})  # the short form counts the same
