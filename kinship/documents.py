@@ -3,8 +3,9 @@ reported the same way everywhere: the file, the document number, and what is wro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -38,3 +39,12 @@ def object_documents(path: Path, kind: str) -> Iterator[tuple[str, Any]]:
         yield f"{path}: document {i}", doc
     if n == 0:
         raise InputError(str(path), [f"no {kind} documents in the file"])
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """A field of a Kubernetes object as a mapping: missing or of another type reads as empty, so
+    a pod the API server would reject is judged as having no such field, not a traceback."""
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})

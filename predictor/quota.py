@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kinship.documents import as_mapping
+
 REQUEST_KEYS = {"requests.cpu": "cpu", "cpu": "cpu", "requests.memory": "memory", "memory": "memory"}
 NOT_BEST_EFFORT = "NotBestEffort"
 
@@ -36,12 +38,12 @@ class QuotaItem:
 def parse_resource_quota(obj: Mapping[str, Any]) -> list[QuotaItem]:
     """The items of a ResourceQuota object. The keys of `spec.hard` and `status.hard` both count
     (they differ only until the quota controller has synced a change)."""
-    meta = _mapping(obj.get("metadata"))
+    meta = as_mapping(obj.get("metadata"))
     source = f"ResourceQuota {meta.get('namespace', '')}/{meta.get('name', '')}"
-    spec = _mapping(obj.get("spec"))
-    keys = set(_mapping(spec.get("hard"))) | set(_mapping(_mapping(obj.get("status")).get("hard")))
+    spec = as_mapping(obj.get("spec"))
+    keys = set(as_mapping(spec.get("hard"))) | set(as_mapping(as_mapping(obj.get("status")).get("hard")))
     items = [QuotaItem(source, r) for r in sorted({REQUEST_KEYS[k] for k in keys if k in REQUEST_KEYS})]
-    expressions = _mapping(spec.get("scopeSelector")).get("matchExpressions")
+    expressions = as_mapping(spec.get("scopeSelector")).get("matchExpressions")
     scopes = [str(s) for s in spec.get("scopes") or ()] + [
         str(e.get("scopeName")) for e in expressions or () if isinstance(e, Mapping)
     ]
@@ -50,24 +52,6 @@ def parse_resource_quota(obj: Mapping[str, Any]) -> list[QuotaItem]:
     return items
 
 
-def quota_refuses(items: Sequence[QuotaItem], resource: str, before: int, after: int) -> str | None:
-    """Why a pod's total `resource` request may not go from `before` to `after` (millis), or None:
-    a raise is refused where a quota limits that resource's requests."""
-    if after <= before:
-        return None
-    for item in items:
-        if item.resource == resource:
-            return f"{item.source} limits {resource} requests here: the pod's total is not raised"
-    return None
-
-
-def best_effort_refused(items: Sequence[QuotaItem]) -> str | None:
-    """Why a BestEffort pod may get no requests, or None."""
-    for item in items:
-        if item.resource == NOT_BEST_EFFORT:
-            return f"BestEffort pod: a request would bring it under {item.source} (scope {NOT_BEST_EFFORT})"
-    return None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def limiting(items: Sequence[QuotaItem], what: str) -> QuotaItem | None:
+    """The first quota that limits `what` (cpu or memory requests, or NOT_BEST_EFFORT pods)."""
+    return next((item for item in items if item.resource == what), None)

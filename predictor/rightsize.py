@@ -25,11 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kinship.documents import as_mapping
 from kinship.identity import agent_of
 from kinship.profile import AgentProfile, ProfilePolicy, Resources, ignored_reason
 from kinship.quantity import millis, quantity
 from predictor.limitrange import CONTAINER_LIMIT, LimitItem, pod_breaks, pod_total, request_bounds
-from predictor.quota import QuotaItem, best_effort_refused, quota_refuses
+from predictor.quota import NOT_BEST_EFFORT, QuotaItem, limiting
 
 ANNOTATION = "kinship.dev/requests"
 CPU, MEMORY = "cpu", "memory"
@@ -52,7 +53,7 @@ def pod_agent(pod: Mapping[str, Any]) -> str | None:
     """The agent of a pod in an AdmissionReview. At admission a Deployment's pod has no name yet
     (only generateName) but already its labels (pod-template-hash) and its ReplicaSet owner, which
     is all kinship.identity needs: no API call."""
-    meta = _mapping(pod.get("metadata"))
+    meta = as_mapping(pod.get("metadata"))
     owners = [
         (str(o.get("kind") or ""), str(o.get("name") or ""))
         for o in meta.get("ownerReferences") or ()
@@ -89,14 +90,15 @@ def right_size(
     ignored = ignored_reason(profile, policy, now)
     if ignored:
         return Mutation(reason=f"{name} ignored: {ignored}")
-    spec = _mapping(pod.get("spec"))
+    spec = as_mapping(pod.get("spec"))
     containers = spec.get("containers")
     if not isinstance(containers, list) or not containers:
         return Mutation(reason="pod has no containers")
     if _guaranteed(spec):
         return Mutation(reason="Guaranteed QoS pod: lowering a request would change its QoS class")
-    if _best_effort(spec) and (refused := best_effort_refused(quota_items)):
-        return Mutation(reason=refused)
+    if _best_effort(spec) and (quota := limiting(quota_items, NOT_BEST_EFFORT)):
+        why = f"a request would bring it under {quota.source} (scope {NOT_BEST_EFFORT})"
+        return Mutation(reason=f"BestEffort pod: {why}")
     recommended = {c.name: c.recommendedRequests for c in profile.status.containers}
     changes: dict[int, dict[str, str]] = {}
     skipped: list[str] = []
@@ -116,7 +118,7 @@ def right_size(
         if not wanted:
             continue
         container = containers[index]
-        requests = _mapping(_mapping(container.get("resources")).get("requests"))
+        requests = as_mapping(as_mapping(container.get("resources")).get("requests"))
         original[str(container["name"])] = {r: _text(requests.get(r)) for r in sorted(wanted)}
         patch.extend(_request_ops(f"/spec/containers/{index}", container, wanted))
     if not patch:
@@ -139,8 +141,8 @@ def _wanted(
 ) -> dict[str, str]:
     """The requests to set on one container (resource -> quantity text), noting what moved them
     and what had to be left alone."""
-    resources = _mapping(container.get("resources"))
-    requests, limits = _mapping(resources.get("requests")), _mapping(resources.get("limits"))
+    resources = as_mapping(container.get("resources"))
+    requests, limits = as_mapping(resources.get("requests")), as_mapping(resources.get("limits"))
     wanted: dict[str, str] = {}
     for resource, value in ((CPU, rec.cpuMillicores), (MEMORY, rec.memoryBytes)):
         if value is None:
@@ -162,8 +164,8 @@ def _pod_level(spec: Mapping[str, Any]) -> set[str]:
     """Resources the pod sets for itself (spec.resources): the API server requires the containers'
     requests to fit in them, and LimitRanger then judges the pod by them, so a container request
     moved under them could get the pod refused."""
-    resources = _mapping(spec.get("resources"))
-    given = [_mapping(resources.get("requests")), _mapping(resources.get("limits"))]
+    resources = as_mapping(spec.get("resources"))
+    given = [as_mapping(resources.get("requests")), as_mapping(resources.get("limits"))]
     return {r for r in (CPU, MEMORY) if any(r in g for g in given)}
 
 
@@ -195,19 +197,22 @@ def _within_quotas(
     container if more). The containers lowered keep their change: that only frees quota."""
 
     def refusal(resource: str, changed: dict[int, int]) -> str | None:
-        if not any(item.resource == resource for item in quota_items):
+        quota = limiting(quota_items, resource)
+        if quota is None:
             return None
         try:
             before = pod_total(spec, "requests", resource, {}) or 0
             after = pod_total(spec, "requests", resource, changed) or 0
         except ValueError as exc:  # another container's quantity: the pod's total is unknown
             return f"the pod's total cannot be checked against its ResourceQuotas: {exc}"
-        return quota_refuses(quota_items, resource, before, after)
+        if after <= before:  # lowering only frees quota
+            return None
+        return f"{quota.source} limits {resource} requests here: the pod's total is not raised"
 
     containers = spec.get("containers") or []
 
     def lowered(resource: str, index: int) -> bool:
-        requests = _mapping(_mapping(containers[index].get("resources")).get("requests"))
+        requests = as_mapping(as_mapping(containers[index].get("resources")).get("requests"))
         try:
             return resource in requests and millis(changes[index][resource]) < millis(requests[resource])
         except ValueError:
@@ -296,14 +301,14 @@ def _annotation_ops(pod: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
 def _best_effort(spec: Mapping[str, Any]) -> bool:
     """Kubernetes' BestEffort QoS class: no container (init ones too), nor the pod itself, requests
     or limits CPU or memory above zero (pkg/apis/core/helper/qos: a zero quantity counts as none)."""
-    every = [_mapping(spec.get("resources"))] + [
-        _mapping(c.get("resources"))
+    every = [as_mapping(spec.get("resources"))] + [
+        as_mapping(c.get("resources"))
         for key in ("initContainers", "containers")
         for c in spec.get(key) or ()
         if isinstance(c, Mapping)
     ]
     return not any(
-        _above_zero(_mapping(res.get(f)).get(r))
+        _above_zero(as_mapping(res.get(f)).get(r))
         for res in every
         for f in ("requests", "limits")
         for r in (CPU, MEMORY)
@@ -324,8 +329,8 @@ def _guaranteed(spec: Mapping[str, Any]) -> bool:
         c for key in ("initContainers", "containers") for c in spec.get(key) or () if isinstance(c, Mapping)
     ]
     for container in every:
-        resources = _mapping(container.get("resources"))
-        requests, limits = _mapping(resources.get("requests")), _mapping(resources.get("limits"))
+        resources = as_mapping(container.get("resources"))
+        requests, limits = as_mapping(resources.get("requests")), as_mapping(resources.get("limits"))
         for resource in (CPU, MEMORY):
             if resource not in limits:
                 return False
@@ -335,13 +340,6 @@ def _guaranteed(spec: Mapping[str, Any]) -> bool:
             except ValueError:
                 return False
     return bool(every)
-
-
-_EMPTY: Mapping[str, Any] = {}
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else _EMPTY
 
 
 def _text(value: Any) -> str | None:
