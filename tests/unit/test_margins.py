@@ -30,11 +30,19 @@ def _curve(samples: list[list[float]]):
 def test_curve_lists_each_factor_that_covers_one_more_sample() -> None:
     # Prediction 1 for both windows; samples 1, 3, 1, 1 -> factors 0.1 (bound), 1, 3, 5 (bound).
     c = _curve([[1.0, 3.0], [1.0, 1.0]])
-    assert c.factor.tolist() == [0.1, 1.0, 3.0, 5.0]
+    assert c.factor.tolist() == pytest.approx([0.1, 1.0, 3.0, 5.0])
     assert c.violations.tolist() == [4, 1, 0, 0]
     # Unused at 3: (3-1) + 0 + (3-1) + (3-1) = 6; at 5: 4 + 2 + 4 + 4 = 14.
     assert c.unused.tolist() == pytest.approx([0.0, 0.0, 6.0, 14.0])
     assert c.requested.tolist() == pytest.approx([0.4, 4.0, 12.0, 20.0])
+
+
+def test_the_factor_meant_to_cover_a_sample_covers_it_despite_rounding() -> None:
+    # 4 / 3.7 x 3.7 rounds to just below 4: that factor alone would leave the sample over.
+    c = curve(np.array([3.7]), np.zeros((1, 1)), np.array([[4.0]]), min_factor=0.1, max_factor=5.0)
+    covering = c.factor[(c.violations == 0) & (c.factor < 5.0)]
+    assert covering == pytest.approx([4.0 / 3.7])
+    assert c.unused[c.factor == covering[0]] == pytest.approx([0.0], abs=1e-12)
 
 
 def test_allocation_spends_the_budget_where_a_violation_saves_the_most() -> None:
@@ -42,10 +50,10 @@ def test_allocation_spends_the_budget_where_a_violation_saves_the_most() -> None
     spiky = _curve([[1.0, 3.0], [1.0, 1.0]])
     # One violation allowed: the spike goes uncovered (saves 6), the flat series needs no margin.
     one = allocate([flat, spiky], budget=1.0)
-    assert (flat.factor[one[0]], spiky.factor[one[1]]) == (1.0, 1.0)
+    assert (flat.factor[one[0]], spiky.factor[one[1]]) == pytest.approx((1.0, 1.0))
     # None allowed: the spiky series pays for its spike, the flat one still does not.
     none = allocate([flat, spiky], budget=0.0)
-    assert (flat.factor[none[0]], spiky.factor[none[1]]) == (1.0, 3.0)
+    assert (flat.factor[none[0]], spiky.factor[none[1]]) == pytest.approx((1.0, 3.0))
     # Unreachable budgets: each takes its fewest violations.
     assert allocate([flat, spiky], budget=-1.0) == none
 
