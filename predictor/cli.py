@@ -246,6 +246,15 @@ def evaluate(
             "worst_overrun,judged_samples): where a method wins or loses."
         ),
     ] = None,
+    foresight: Annotated[
+        bool,
+        typer.Option(
+            "--foresight",
+            help="Also score requests that know each coming horizon (its mean or p90 times a "
+            "per-series factor chosen in hindsight, at VPA's violation rate): what this trace "
+            "leaves for any per-horizon request to win.",
+        ),
+    ] = False,
 ) -> None:
     """Replay the trace in time order; print slack, violation rate and worst overrun per method."""
     from predictor.evaluate import evaluate as run
@@ -268,7 +277,15 @@ def evaluate(
 
             static = declared_requests(declared, res)
         try:
-            result = run(table, res, cfg, static, progress=_progress(as_json), sweep=targets)
+            result = run(
+                table,
+                res,
+                cfg,
+                static,
+                progress=_progress(as_json),
+                sweep=targets,
+                foresight_at="vpa" if foresight else None,
+            )
         except ValueError as exc:
             raise InputError(str(usage), [str(exc)]) from None
     except InputError as exc:

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from predictor.config import PredictorConfig
 from predictor.dataset import SeriesWindows, cut_all, row_groups, stack
 from predictor.features import Windows
+from predictor.foresight import foresight
 from predictor.model import fit_recommender, recalibrate
 from predictor.usage import FloatArray, Resource, Series
 from predictor.vpa import StaticRecommender, VpaRecommender
@@ -64,9 +65,12 @@ def evaluate(
     declared: Mapping[str, float] | None = None,
     progress: Progress = _no_progress,
     sweep: Sequence[float] = (),
+    foresight_at: str | None = None,
 ) -> Evaluation:
     """Replay; with `sweep`, also methods `kinship@<target>`: the same refits (one booster fit
-    each), margins calibrated to each swept violation target (see `matched`)."""
+    each), margins calibrated to each swept violation target (see `matched`). With
+    `foresight_at` (a method, e.g. "vpa"), also the foresight references (`predictor.foresight`)
+    at that method's violation rate."""
     train, decisions = cut_all(usage, resource, cfg)
     if not decisions:
         raise ValueError(
@@ -128,6 +132,18 @@ def evaluate(
                 Recommendation(float(t), name, method, float(v)) for t, v in zip(at, values, strict=True)
             )
     scores = score(usage, resource, recommendations, cfg.horizon_seconds)
+    if foresight_at is not None:
+        rate = scores[foresight_at].violation_rate
+        known = foresight({name: w.windows for name, w in decisions.items()}, rate)
+        extra = [
+            Recommendation(float(t), name, method, float(v))
+            for method, by_series in known.items()
+            for name, values in by_series.items()
+            for t, v in zip(decisions[name].windows.decision_seconds, values, strict=True)
+            if not np.isnan(v)
+        ]
+        recommendations.extend(extra)
+        scores.update(score(usage, resource, extra, cfg.horizon_seconds))
     return Evaluation(resource, scores, recommendations, len(refit_times))
 
 

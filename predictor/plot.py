@@ -13,9 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from predictor.evaluate import Recommendation, Scores
+from predictor.foresight import LEVELS as FORESIGHT
 from predictor.usage import Resource, Series
 
-_COLOURS = {"kinship": "tab:green", "vpa": "tab:orange", "static": "tab:gray"}
+_COLOURS = {
+    "kinship": "tab:green",
+    "vpa": "tab:orange",
+    "static": "tab:gray",
+    "foresight-mean": "tab:purple",
+    "foresight-p90": "tab:red",
+}
+_MARKERS = {"kinship": "^", "foresight-mean": "D", "foresight-p90": "P"}
 
 
 def plot_replay(
@@ -34,7 +42,8 @@ def plot_replay(
 
     by_series: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in recommendations:
-        if "@" not in r.method:  # swept targets belong on the curve, not on every series
+        # Swept targets and foresight references belong on the curve, not on every series.
+        if "@" not in r.method and r.method not in FORESIGHT:
             by_series[r.series][r.method].append((r.decision_seconds, r.value))
     spread = {}
     for name, methods in by_series.items():
@@ -90,7 +99,7 @@ def plot_curve(path: Path, scores: Mapping[str, Scores], title: str) -> None:
         ax.plot(
             [s.violation_rate],
             [s.slack],
-            "s" if method != "kinship" else "^",
+            _MARKERS.get(method, "s"),
             color=_COLOURS.get(method),
             label=method,
         )

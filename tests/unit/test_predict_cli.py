@@ -266,6 +266,41 @@ def test_train_writes_loadable_profiles_and_reuses_its_saved_model(usage_csv: Pa
     assert broken.exit_code == 2 and f"{model}: not a kinship model file" in broken.stderr
 
 
+@pytest.mark.parametrize("resource,column", [("memory", "memory_bytes"), ("cpu", "cpu_millicores")])
+def test_evaluate_foresight_references_stay_within_vpas_violation_rate_and_recompute(
+    usage_csv: Path, tmp_path: Path, resource: str, column: str
+) -> None:
+    recs = tmp_path / "recs.csv"
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "evaluate",
+            "--usage",
+            str(usage_csv),
+            "--resource",
+            resource,
+            *FAST,
+            "--json",
+            "--foresight",
+            "--recommendations",
+            str(recs),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    methods = json.loads(result.stdout)["methods"]
+    assert set(methods) == {"kinship", "vpa", "foresight-mean", "foresight-p90"}
+    recomputed = _recompute(usage_csv, recs, column, 3600.0)
+    for method, figures in methods.items():
+        for key, value in figures.items():
+            assert recomputed[method][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, key)
+    vpa = methods["vpa"]
+    for method in ("foresight-mean", "foresight-p90"):
+        assert methods[method]["violation_rate"] <= vpa["violation_rate"]
+        # Knowing each coming hour beats a recommender that only sees the past, on this trace.
+        assert methods[method]["slack"] < vpa["slack"]
+
+
 def test_evaluate_sweep_reads_the_curve_at_vpa_and_every_point_recomputes(
     usage_csv: Path, tmp_path: Path
 ) -> None:
