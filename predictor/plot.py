@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from predictor.evaluate import Recommendation, Scores
-from predictor.foresight import LEVELS as FORESIGHT
+from predictor.foresight import METHODS as FORESIGHT
 from predictor.usage import Resource, Series
 
 _COLOURS = {
@@ -22,8 +22,9 @@ _COLOURS = {
     "static": "tab:gray",
     "foresight-mean": "tab:purple",
     "foresight-p90": "tab:red",
+    "foresight-best": "black",
 }
-_MARKERS = {"kinship": "^", "foresight-mean": "D", "foresight-p90": "P"}
+_MARKERS = {"kinship": "^", "foresight-mean": "D", "foresight-p90": "P", "foresight-best": "*"}
 
 
 def plot_replay(

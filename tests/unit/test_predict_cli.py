@@ -289,16 +289,18 @@ def test_evaluate_foresight_references_stay_within_vpas_violation_rate_and_recom
     )
     assert result.exit_code == 0, result.output
     methods = json.loads(result.stdout)["methods"]
-    assert set(methods) == {"kinship", "vpa", "foresight-mean", "foresight-p90"}
+    assert set(methods) == {"kinship", "vpa", "foresight-mean", "foresight-p90", "foresight-best"}
     recomputed = _recompute(usage_csv, recs, column, 3600.0)
     for method, figures in methods.items():
         for key, value in figures.items():
             assert recomputed[method][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, key)
     vpa = methods["vpa"]
-    for method in ("foresight-mean", "foresight-p90"):
+    for method in ("foresight-mean", "foresight-p90", "foresight-best"):
         assert methods[method]["violation_rate"] <= vpa["violation_rate"]
         # Knowing each coming hour beats a recommender that only sees the past, on this trace.
         assert methods[method]["slack"] < vpa["slack"]
+    # No per-hour request can do better than each hour's own best.
+    assert methods["foresight-best"]["slack"] <= min(methods[m]["slack"] for m in methods)
 
 
 def test_evaluate_sweep_reads_the_curve_at_vpa_and_every_point_recomputes(
