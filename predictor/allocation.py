@@ -23,7 +23,9 @@ IntArray = npt.NDArray[np.int64]
 # Violation counts tried per series and floor: every count up to this, then geometric steps.
 _EXACT_COUNTS = 12
 _GEOMETRIC_COUNTS = 36
-_COVER = 1.0 + 4 * np.finfo(np.float64).eps
+# A hair above a ratio: ratio x prediction can round to just below the sample it was meant to
+# cover (4 / 3.7 x 3.7 < 4), and the option would not be the one it claims.
+COVER = 1.0 + 4 * np.finfo(np.float64).eps
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +77,7 @@ def curve(
     floor_out, factor_out, viol_out, unused_out, req_out = [], [], [], [], []
     for index, floor in enumerate(floors):
         above = measured & (judged > floor[:, None])
-        # A hair above each ratio: ratio x prediction can round to just below the sample it was
-        # meant to cover (4 / 3.7 x 3.7 < 4), and the option would not be the one it claims.
-        ranked = np.sort(ratio[above])[::-1] * _COVER
+        ranked = np.sort(ratio[above])[::-1] * COVER
         factors = ranked[counts[counts < len(ranked)]]
         factors = np.unique(np.clip(np.append(factors, [min_factor, max_factor]), min_factor, max_factor))
         capped = predicted if ceiling is None else np.minimum(predicted, ceiling)

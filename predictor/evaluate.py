@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from predictor.allocation import IntArray
 from predictor.config import PredictorConfig
 from predictor.dataset import SeriesWindows, cut_all, row_groups, stack
 from predictor.features import Windows
@@ -134,7 +135,11 @@ def evaluate(
     scores = score(usage, resource, recommendations, cfg.horizon_seconds)
     if foresight_at is not None:
         rate = scores[foresight_at].violation_rate
-        known = foresight({name: w.windows for name, w in decisions.items()}, rate)
+        judged = {
+            name: judged_rows(usage[name], resource, w.windows.decision_seconds, cfg.horizon_seconds)
+            for name, w in decisions.items()
+        }
+        known = foresight(judged, rate)
         extra = [
             Recommendation(float(t), name, method, float(v))
             for method, by_series in known.items()
@@ -281,12 +286,8 @@ def _totals(
         points.sort()
         at = np.array([p[0] for p in points])
         value = np.array([p[1] for p in points])
-        series = usage[name]
-        measured = ~np.isnan(series.values(resource))
-        t = series.timestamps_seconds[measured]
-        u = series.values(resource)[measured]
-        index = np.searchsorted(at, t, side="right") - 1
-        covered = (index >= 0) & (t < at[np.maximum(index, 0)] + horizon_seconds)
+        t, u = _measured(usage[name], resource)
+        index, covered = _judging(at, t, horizon_seconds)
         r = value[index[covered]]
         u = u[covered]
         over = u > r
@@ -299,6 +300,34 @@ def _totals(
             worst_overrun=worst,
         )
     return totals
+
+
+def _measured(series: Series, resource: Resource) -> tuple[FloatArray, FloatArray]:
+    values = series.values(resource)
+    measured = ~np.isnan(values)
+    return series.timestamps_seconds[measured], values[measured]
+
+
+def _judging(at: FloatArray, t: FloatArray, horizon_seconds: float) -> tuple[IntArray, np.ndarray]:
+    """(index of the recommendation judging each sample, whether one does): the latest made at
+    or before the sample, if less than a horizon old."""
+    index = np.searchsorted(at, t, side="right") - 1
+    covered = (index >= 0) & (t < at[np.maximum(index, 0)] + horizon_seconds)
+    return index, covered
+
+
+def judged_rows(series: Series, resource: Resource, at: FloatArray, horizon_seconds: float) -> FloatArray:
+    """Per decision (sorted times `at`), the samples its recommendation is judged on, NaN-padded:
+    the raw samples as `score` assigns them, not the regular grid the model sees."""
+    t, u = _measured(series, resource)
+    index, covered = _judging(at, t, horizon_seconds)
+    index, u = index[covered], u[covered]
+    counts = np.bincount(index, minlength=len(at))
+    rows = np.full((len(at), int(counts.max(initial=0))), np.nan)
+    # Samples are in time order, so each decision's come together: position within its run.
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rows[index, np.arange(len(index)) - starts[index]] = u
+    return rows
 
 
 def score(
