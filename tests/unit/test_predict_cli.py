@@ -66,6 +66,15 @@ def _recompute(
     }
 
 
+def _assert_recomputes(methods: dict[str, dict[str, float]], usage: Path, recs: Path, column: str) -> None:
+    """Every printed figure equals the one recomputed from the usage and recommendation files."""
+    recomputed = _recompute(usage, recs, column, 3600.0)
+    for method, figures in methods.items():
+        assert set(figures) == {"slack", "violation_rate", "worst_overrun"}
+        for key, value in figures.items():
+            assert recomputed[method][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, key)
+
+
 @pytest.mark.parametrize("resource,column", [("memory", "memory_bytes"), ("cpu", "cpu_millicores")])
 def test_evaluate_json_matches_a_recomputation_from_the_recommendations_file(
     usage_csv: Path, tmp_path: Path, resource: str, column: str
@@ -112,11 +121,7 @@ def test_evaluate_json_matches_a_recomputation_from_the_recommendations_file(
         assert max(float(r["worst_overrun"]) for r in mine) == pytest.approx(figures["worst_overrun"])
         assert all(0 <= float(r["slack"]) <= 1 for r in mine)
     assert set(printed["methods"]) == {"kinship", "vpa", "static"}
-    recomputed = _recompute(usage_csv, recs, column, 3600.0)
-    for method, figures in printed["methods"].items():
-        assert set(figures) == {"slack", "violation_rate", "worst_overrun"}
-        for key, value in figures.items():
-            assert recomputed[method][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, key)
+    _assert_recomputes(printed["methods"], usage_csv, recs, column)
     assert 0 < printed["methods"]["kinship"]["slack"] < 1
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with recs.open() as handle:
@@ -271,29 +276,12 @@ def test_evaluate_foresight_references_stay_within_vpas_violation_rate_and_recom
     usage_csv: Path, tmp_path: Path, resource: str, column: str
 ) -> None:
     recs = tmp_path / "recs.csv"
-    result = runner.invoke(
-        app,
-        [
-            "predict",
-            "evaluate",
-            "--usage",
-            str(usage_csv),
-            "--resource",
-            resource,
-            *FAST,
-            "--json",
-            "--foresight",
-            "--recommendations",
-            str(recs),
-        ],
-    )
+    args = ["--usage", str(usage_csv), "--resource", resource, "--foresight", "--recommendations", str(recs)]
+    result = runner.invoke(app, ["predict", "evaluate", *args, *FAST, "--json"])
     assert result.exit_code == 0, result.output
     methods = json.loads(result.stdout)["methods"]
     assert set(methods) == {"kinship", "vpa", "foresight-mean", "foresight-p90", "foresight-best"}
-    recomputed = _recompute(usage_csv, recs, column, 3600.0)
-    for method, figures in methods.items():
-        for key, value in figures.items():
-            assert recomputed[method][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, key)
+    _assert_recomputes(methods, usage_csv, recs, column)
     vpa = methods["vpa"]
     for method in ("foresight-mean", "foresight-p90", "foresight-best"):
         assert methods[method]["violation_rate"] <= vpa["violation_rate"]
@@ -331,10 +319,7 @@ def test_evaluate_sweep_reads_the_curve_at_vpa_and_every_point_recomputes(
     printed = json.loads(result.stdout)
     assert set(printed["methods"]) == {"kinship", "vpa", "kinship@0.001", "kinship@0.01", "kinship@0.05"}
     # The default target (0.02) is fitted separately from the swept ones but from the same base.
-    recomputed = _recompute(usage_csv, recs, "memory_bytes", 3600.0)
-    for method, figures in printed["methods"].items():
-        for key, value in figures.items():
-            assert recomputed[method][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, key)
+    _assert_recomputes(printed["methods"], usage_csv, recs, "memory_bytes")
     matched = printed["matched"]
     vpa = printed["methods"]["vpa"]
     assert (matched["reference"], matched["reference_slack"]) == ("vpa", vpa["slack"])
