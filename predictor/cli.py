@@ -250,9 +250,9 @@ def evaluate(
         bool,
         typer.Option(
             "--foresight",
-            help="Also score requests that know each coming horizon (its mean or p90 times a "
-            "per-series factor chosen in hindsight, at VPA's violation rate): what this trace "
-            "leaves for any per-horizon request to win.",
+            help="Also score requests that know each coming horizon, at VPA's violation rate: its "
+            "mean or p90 times a per-series factor chosen in hindsight, and its own best request. "
+            "What this trace leaves for any per-horizon request to win.",
         ),
     ] = False,
 ) -> None:
