@@ -9,8 +9,8 @@ foresight, all at the reference method's violation rate:
   way (`allocation`, as the per-series margins do). A model predicts a level and a margin; these
   know the level exactly and pick the margin knowing the whole trace.
 - `foresight-best`: each horizon's own best constant request, the budget shared across every
-  horizon of every series: the least slack any per-horizon request can leave at that violation
-  rate (up to the Lagrangian's convex-hull steps).
+  horizon of every series: the least unused request (so, all but exactly, the least slack) any
+  per-horizon request can leave at that violation rate, up to the Lagrangian's convex-hull steps.
 A model that sees only the past knows less than the first two; where even they leave more slack
 than a target allows, the target asks for more than knowing each coming hour's level gives.
 """
