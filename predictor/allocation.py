@@ -12,6 +12,7 @@ Pure numpy on held-out arrays; `MarginRegressor` owns the split and calls these.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,18 +117,27 @@ def allocate(curves: list[Curve], budget: float, scale: float = 1.0) -> list[int
     def violations(choice: list[int]) -> float:
         return float(sum(c.violations[i] for c, i in zip(curves, choice, strict=True)))
 
-    if violations(pick(0.0)) <= budget:
-        return pick(0.0)
-    low, high = -12.0, 12.0  # log10 of the price, in units of `scale` per violation
-    if violations(pick(10.0**high)) > budget:
+    price = cheapest_price(lambda p: violations(pick(p)) <= budget)
+    if price is None:
         return [int(np.lexsort((c.unused, c.violations))[0]) for c in curves]
+    return pick(price)
+
+
+def cheapest_price(fits: Callable[[float], bool]) -> float | None:
+    """The smallest price per violation at which `fits` (0 if it fits for free, None if not even
+    at 10^12): bisection on log10 of the price, as violations only fall as the price grows."""
+    if fits(0.0):
+        return 0.0
+    low, high = -12.0, 12.0
+    if not fits(10.0**high):
+        return None
     for _ in range(60):
         middle = (low + high) / 2
-        if violations(pick(10.0**middle)) <= budget:
+        if fits(10.0**middle):
             high = middle
         else:
             low = middle
-    return pick(10.0**high)
+    return float(10.0**high)
 
 
 def group_index(groups: object, n: int) -> tuple[npt.NDArray[np.str_], IntArray]:

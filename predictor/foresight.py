@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from predictor.allocation import COVER, Curve, IntArray, allocate
+from predictor.allocation import COVER, Curve, IntArray, allocate, cheapest_price
 from predictor.usage import FloatArray
 
 
@@ -111,7 +111,7 @@ def best_per_horizon(judged: Mapping[str, FloatArray], violation_rate: float) ->
 
     Options per decision are "leave the k largest samples over" (k = 0..n-1); for a price per
     violation every decision takes its cheapest `unused + price x k`, and the smallest price whose
-    violations fit `violation_rate` x all samples wins (bisection, as in `allocation.allocate`).
+    violations fit `violation_rate` x all samples wins (`allocation.cheapest_price`).
     This minimises the total unused request, which is the least slack up to the few options the
     Lagrangian cannot reach (it only finds points on the convex hull).
     """
@@ -133,16 +133,8 @@ def best_per_horizon(judged: Mapping[str, FloatArray], violation_rate: float) ->
         return np.asarray(np.argmin(unused / scale + price * k[None, :], axis=1), dtype=np.int64)
 
     budget = violation_rate * total
-    choice = pick(0.0)
-    if choice[n > 0].sum() > budget:
-        low, high = -12.0, 12.0
-        for _ in range(60):
-            middle = (low + high) / 2
-            if pick(10.0**middle)[n > 0].sum() <= budget:
-                high = middle
-            else:
-                low = middle
-        choice = pick(10.0**high)
+    price = cheapest_price(lambda p: pick(p)[n > 0].sum() <= budget)
+    choice = pick(10.0**12 if price is None else price)
     request = np.where(n > 0, requests[np.arange(len(requests)), choice], np.nan)
     out, start = {}, 0
     for name, r in judged.items():
