@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -67,3 +68,44 @@ def test_null_pod_and_null_node_names_are_absent() -> None:
 def test_node_names_type_errors_are_rooted_at_the_field() -> None:
     with pytest.raises(wire.WireError, match=r"\$\.NodeNames\[1\]"):
         wire.decode_node_names(b'["a", 2]')
+
+
+DEEP = 100_000
+POD = b'{"metadata": {"name": "p"}, "spec": {}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        (b'{"Pod": ' + b"[" * DEEP + b"]" * DEEP + b', "NodeNames": []}', "ExtenderArgs"),
+        (b'{"Pod": ' + b'{"a": ' * DEEP + b"1" + b"}" * DEEP + b', "NodeNames": []}', "ExtenderArgs"),
+        (b'{"Pod": ' + POD + b', "NodeNames": ' + b"[" * DEEP, "ExtenderArgs"),  # truncated, too
+        (b'{"Pod": ' + POD + b', "Nodes": {"items": [' + b"[" * DEEP + b"]" * DEEP + b"]}}", "ExtenderArgs"),
+        (b'{"Unknown": ' + b"[" * DEEP + b"]" * DEEP + b"}", "ExtenderArgs"),  # skipped, still bounded
+    ],
+)
+def test_deep_nesting_is_a_wire_error(body: bytes, what: str) -> None:
+    with pytest.raises(wire.WireError, match=f"invalid {what}: JSON nested too deeply"):
+        wire.decode_args(body)
+
+
+def test_deep_nesting_in_node_items_and_binding_args_is_a_wire_error() -> None:
+    # The node items are decoded apart from the envelope (Raw fields), and an unknown field is
+    # skipped level by level: each decode is bounded on its own.
+    raw = msgspec.Raw(b'{"unknown": ' + b"[" * DEEP + b"]" * DEEP + b"}")
+    with pytest.raises(
+        wire.WireError, match=r"invalid Node at `\$\.Nodes\.items\[0\]`: JSON nested too deeply"
+    ):
+        wire.decode_nodes([raw])
+    with pytest.raises(wire.WireError, match="invalid ExtenderBindingArgs: JSON nested too deeply"):
+        wire.decode_binding_args(b'{"Extra": ' + b"[" * DEEP + b"]" * DEEP + b"}")
+
+
+def test_real_objects_are_far_from_the_nesting_bound() -> None:
+    """Kubernetes objects nest a few dozen levels at most (managedFields included): a pod with a
+    field nested 200 levels deep still decodes, so the bound refuses only abuse."""
+    body = b'{"Pod": {"metadata": {"name": "p", "annotations": {}}, "spec": {"x": ' + b"[" * 200
+    body += b"]" * 200 + b'}}, "NodeNames": ["n"]}'
+    args = wire.decode_args(body)
+    assert args.pod.metadata.name == "p"
+    assert wire.decode_node_names(args.node_names_raw or b"") == ["n"]
