@@ -45,12 +45,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from kubernetes import client, config
 from numpy.typing import NDArray
 from prometheus_client.parser import text_string_to_metric_families
 
 from kinship.demo import TrafficShare, traffic_share
+from kinship.documents import read_yaml
 from kinship.graph import parse_agent_graph
 from tests.serving import ROOT, extra_kube_scheduler, free_port, wait_ready
 
@@ -87,7 +87,7 @@ def floor_scheduler(state: Path, env: dict[str, str]) -> Iterator[dict[str, int]
     cluster's rendered copy of the shipped config) except for its name, its URL and no bindVerb:
     the floor does not bind, so kube-scheduler's own binder does, as for the default profile."""
     port = free_port()
-    config = yaml.safe_load(Path(env["KINSHIP_SCHEDULER_CONFIG"]).read_text())
+    config = read_yaml(Path(env["KINSHIP_SCHEDULER_CONFIG"]))
     (profile,) = config["profiles"]
     profile["schedulerName"] = "kinship-floor"
     (extender,) = config["extenders"]
@@ -113,7 +113,7 @@ def profile_scheduler(env: dict[str, str], batching: bool) -> Iterator[dict[str,
     and no extender: the share of the gap that scoring every feasible node costs by itself, with
     or without the batching an extender turns off."""
     label = "profile" if batching else "unbatched"
-    config = yaml.safe_load(Path(env["KINSHIP_SCHEDULER_CONFIG"]).read_text())
+    config = read_yaml(Path(env["KINSHIP_SCHEDULER_CONFIG"]))
     (profile,) = config["profiles"]
     profile["schedulerName"] = f"kinship-{label}"
     del config["extenders"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kinship.documents import read_yaml
 from kinship.errors import InputError, describe_validation_error
 from kinship.profile import ProfilePolicy
 
@@ -82,10 +82,7 @@ class ExtenderConfig(BaseModel):
 def load_config(path: Path | None) -> ExtenderConfig:
     if path is None:
         return ExtenderConfig()
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(str(path), [f"cannot read config: {exc}"]) from None
+    data = read_yaml(path) or {}
     try:
         return ExtenderConfig.model_validate(data)
     except ValidationError as exc:

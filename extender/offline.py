@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 
 from extender.config import ProfilePolicy
 from extender.objects import (
@@ -26,7 +25,7 @@ from extender.objects import (
     pod_resource_request,
 )
 from extender.state import ClusterState, pod_fit_requests
-from kinship.documents import object_documents
+from kinship.documents import load_yaml, object_documents, read_yaml_documents
 from kinship.errors import InputError
 from kinship.graph import AgentGraph, parse_agent_graph
 from kinship.profile import load_profile_files
@@ -99,9 +98,10 @@ def load_snapshot(path: Path) -> tuple[list[Node], list[Pod]]:
 
 
 def _yaml_as_json(data: bytes, source: str) -> bytes:
+    document = load_yaml(data, source)
     try:
-        return msgspec.json.encode(yaml.safe_load(data))
-    except (yaml.YAMLError, TypeError) as exc:
+        return msgspec.json.encode(document)
+    except TypeError as exc:  # a YAML timestamp or binary has no JSON form
         raise InputError(source, [f"invalid YAML: {exc}"]) from None
 
 
@@ -155,12 +155,7 @@ def load_pod_file(path: Path, name: str | None = None) -> Pod:
     carry, so agent identity resolves exactly as it will in the cluster.
     """
     source = str(path)
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except OSError as exc:
-        raise InputError(source, [f"cannot read: {exc.strerror or exc}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError(source, [f"invalid YAML: {exc}"]) from None
+    docs = [d for d in read_yaml_documents(path) if isinstance(d, dict)]
     usable = [d for d in docs if d.get("kind") == "Pod" or d.get("kind") in _WORKLOADS]
     if name is not None:
         usable = [d for d in usable if (d.get("metadata") or {}).get("name") == name]

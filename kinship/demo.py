@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kinship.documents import read_yaml_documents
 from kinship.graph import AgentGraph, parse_agent_graph, team_adjacency
 from kinship.identity import AGENT_LABEL
 
@@ -43,7 +42,7 @@ class Team:
 def load_team(manifest: Path, graph: Path, namespace: str, scheduler: str | None) -> Team:
     """Read an example team and move it to `namespace`; `scheduler` None means the default one."""
     workloads = []
-    for original in yaml.safe_load_all(manifest.read_text()):
+    for original in read_yaml_documents(manifest):
         if not original or original.get("kind") == "Namespace":
             continue
         doc = copy.deepcopy(original)
@@ -55,7 +54,7 @@ def load_team(manifest: Path, graph: Path, namespace: str, scheduler: str | None
             pod_spec["schedulerName"] = scheduler
         workloads.append(doc)
     graphs = []
-    for original in yaml.safe_load_all(graph.read_text()):
+    for original in read_yaml_documents(graph):
         if original:
             doc = copy.deepcopy(original)
             doc["metadata"]["namespace"] = namespace
@@ -212,16 +211,16 @@ def run_demo(api: Any, examples: Path, console: Any, graphs_cached: Callable[[in
     from kubernetes import client
     from rich.table import Table
 
-    core: Any = client.CoreV1Api(api)
-    nodes = core.list_node().items
-    zone_of = {n.metadata.name: (n.metadata.labels or {}).get(ZONE_LABEL, "-") for n in nodes}
-    gpus_of = {n.metadata.name: int((n.status.allocatable or {}).get(GPU_RESOURCE, "0")) for n in nodes}
-
+    # The files first: a bad one is reported before anything is asked of the cluster.
     teams = {
         (base, title): load_team(examples / manifest, examples / graph, base + suffix, scheduler)
         for base, manifest, graph in EXAMPLE_TEAMS
         for title, suffix, scheduler in SCHEDULERS
     }
+    core: Any = client.CoreV1Api(api)
+    nodes = core.list_node().items
+    zone_of = {n.metadata.name: (n.metadata.labels or {}).get(ZONE_LABEL, "-") for n in nodes}
+    gpus_of = {n.metadata.name: int((n.status.allocatable or {}).get(GPU_RESOURCE, "0")) for n in nodes}
     for team in teams.values():
         delete_namespace(api, team.namespace)  # a previous run's copy
     graph_count = sum(len(t.graphs) for t in teams.values())

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kinship.documents import read_yaml
 from kinship.errors import InputError
 from profiler.otlp.config import OtlpReceiverConfig
 
@@ -250,10 +250,7 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
     data: dict[str, Any] = {}
     source = str(path) if path else "command line"
     if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(source, [f"cannot read config: {exc}"]) from None
+        loaded = read_yaml(path) or {}
         if not isinstance(loaded, dict):
             raise InputError(source, ["<document>: expected a mapping of sections"])
         data = loaded
