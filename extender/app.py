@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extender import placement, wire
@@ -227,15 +227,35 @@ class Extender:
 
 
 def create_app(state: ClusterState, config: ExtenderConfig, binder: Binder | None = None) -> VerbRoutes:
-    """The extender's ASGI app; `binder` (cluster mode) enables the bind verb."""
+    """The extender on one listener: the verbs, the probes and /metrics (offline mode, tests,
+    ./local-cluster.sh); `binder` (cluster mode) enables the bind verb."""
+    verbs, _ = _apps(state, config, binder, combined=True)
+    return verbs
 
+
+def create_apps(
+    state: ClusterState, config: ExtenderConfig, binder: Binder | None = None
+) -> tuple[VerbRoutes, FastAPI]:
+    """The verbs and the operations endpoints as two apps, for two listeners (extender/serving.py).
+
+    The verbs app answers nothing but the verbs (404 for any other path), so the listener kept
+    on loopback for kube-scheduler exposes no probe or metric; the ops app answers nothing but
+    /livez, /readyz, /healthz and /metrics, so the port the kubelet and Prometheus reach cannot
+    be used to call filter or bind. Both share one ExtenderMetrics: the verbs count what
+    /metrics reports.
+    """
+    return _apps(state, config, binder, combined=False)
+
+
+def _apps(
+    state: ClusterState, config: ExtenderConfig, binder: Binder | None, combined: bool
+) -> tuple[VerbRoutes, FastAPI]:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         if binder is not None:
             await binder.close()
 
-    app = FastAPI(title="Kinship extender", docs_url=None, redoc_url=None, lifespan=lifespan)
     metrics = ExtenderMetrics(state)
     extender = Extender(state, config, metrics, binder)
     verbs = {
@@ -256,8 +276,14 @@ def create_app(state: ClusterState, config: ExtenderConfig, binder: Binder | Non
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route("/livez", alive, methods=["GET"])
-    app.add_api_route("/readyz", ready, methods=["GET"])
-    app.add_api_route("/healthz", ready, methods=["GET"])  # alias of /readyz, as kube components do
-    app.add_api_route("/metrics", prometheus, methods=["GET"])
-    return VerbRoutes(app, verbs, config.max_request_bytes)
+    ops = APIRouter()
+    ops.add_api_route("/livez", alive, methods=["GET"])
+    ops.add_api_route("/readyz", ready, methods=["GET"])
+    ops.add_api_route("/healthz", ready, methods=["GET"])  # alias of /readyz, as kube components do
+    ops.add_api_route("/metrics", prometheus, methods=["GET"])
+    # The binder's connections close with the app whose verbs use them (its listener's lifespan).
+    quiet: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="Kinship extender", lifespan=lifespan, **quiet)
+    ops_app = FastAPI(title="Kinship extender operations", **quiet)
+    (app if combined else ops_app).include_router(ops)
+    return VerbRoutes(app, verbs, config.max_request_bytes), ops_app

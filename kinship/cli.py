@@ -59,8 +59,30 @@ def serve(
         ),
     ] = None,
     config: ConfigOpt = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8888,
+    host: Annotated[str, typer.Option(help="Address to listen on (the verbs).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on (the verbs).")] = 8888,
+    ops_host: Annotated[
+        str, typer.Option(help="Address of the ops listener (/livez, /readyz, /metrics); with --ops-port.")
+    ] = "0.0.0.0",
+    ops_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve /livez, /readyz and /metrics on this port only, and only the verbs on --port.",
+        ),
+    ] = None,
+    tls_cert_file: Annotated[
+        Path | None,
+        typer.Option(help="HTTPS for the verbs: serving certificate (PEM); needs --client-ca-file."),
+    ] = None,
+    tls_key_file: Annotated[
+        Path | None, typer.Option(help="HTTPS for the verbs: its private key (PEM).")
+    ] = None,
+    client_ca_file: Annotated[
+        Path | None,
+        typer.Option(help="HTTPS for the verbs: answer only clients with a certificate this CA signed."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug logs every score breakdown.")] = "info",
     log_format: Annotated[str, typer.Option(help="auto | text | json")] = "auto",
 ) -> None:
@@ -69,9 +91,11 @@ def serve(
 
     configure_cli(log_level, log_format)
 
+    from extender import serving
     from extender.config import load_config
 
     try:
+        tls = serving.check_tls(tls_cert_file, tls_key_file, client_ca_file)
         cfg = load_config(config)
         if snapshot is not None:
             from extender.offline import build_state
@@ -86,25 +110,25 @@ def serve(
                 problem = "profile files are for offline mode (cluster mode watches them); add --snapshot"
                 raise InputError("--profile", [problem])
             state, binder = _cluster_state(kubeconfig, cfg)
+        reloader = None
+        if tls is not None:
+            import dataclasses
+
+            from predictor.tls import CertificateReloader  # cert-manager renews the pair in place
+
+            reloader = CertificateReloader(tls.cert_file, tls.key_file)
+            tls = dataclasses.replace(tls, context_factory=reloader.ssl_context_factory)
+        ops = serving.Listener(ops_host, ops_port) if ops_port is not None else None
+        listening = serving.servers(state, cfg, binder, serving.Listener(host, port), ops, tls)
     except InputError as exc:
         raise _fail(exc) from None
-
-    import uvicorn
-
-    from extender.app import create_app
-
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(state, cfg, binder),
-            host=host,
-            port=port,
-            access_log=False,
-            log_config=None,
-            loop="uvloop",
-            http="httptools",
-        )
-    )
-    server.run()
+    if reloader is not None:
+        reloader.start()
+    try:
+        serving.run(listening)
+    finally:
+        if reloader is not None:
+            reloader.stop()
 
 
 def _cluster_state(kubeconfig: Path | None, cfg: ExtenderConfig) -> tuple[Any, Any]:
