@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from profiler.otlp.span_edges import MatchCounters
+from profiler.otlp.spans import SpanCounters
 
 PREFIX = "kinship_profiler_otlp_"
 
@@ -25,14 +26,18 @@ class ReceiverStats:
 
     requests: int
     requests_invalid: int
+    requests_unauthenticated: int
     spans_received: int
     spans_unattributed: int  # no service.name or no span id: nothing to attribute them to
     calls_pair: int
     calls_peer: int
     calls_over_edge_limit: int
+    spans: SpanCounters
     match: MatchCounters
     indexed_spans: int
     pending_spans: int
+    indexed_bytes: int
+    pending_bytes: int
     window_edges: int
 
 
@@ -46,16 +51,30 @@ class _StatsCollector(Collector):
         yield _counter("requests", "Export requests decoded and processed.", s.requests)
         rejected = CounterMetricFamily(
             PREFIX + "requests_rejected",
-            "Export requests the receiver refused, by reason. Oversized requests and requests over the "
-            "concurrency limit are refused by gRPC itself (RESOURCE_EXHAUSTED) and not counted here.",
+            "Export requests the receiver refused, by reason. Oversized requests, requests over the "
+            "concurrency limit (RESOURCE_EXHAUSTED) and failed TLS handshakes are refused by gRPC "
+            "itself and not counted here.",
             labels=["reason"],
         )
         rejected.add_metric(["invalid"], s.requests_invalid)
+        rejected.add_metric(["unauthenticated"], s.requests_unauthenticated)
         yield rejected
         yield _counter("spans_received", "Spans received in Export requests.", s.spans_received)
         yield _counter(
-            "spans_unattributed", "Spans skipped for lack of service.name or span id.", s.spans_unattributed
+            "spans_unattributed",
+            "Spans skipped for lack of a usable service.name, namespace or span id.",
+            s.spans_unattributed,
         )
+        ignored = CounterMetricFamily(
+            PREFIX + "attributes_ignored",
+            "Span values not used as sent, by reason: longer than max_attribute_length (names), "
+            "ids not 8 bytes, payload sizes above max_call_bytes (counted as the cap).",
+            labels=["reason"],
+        )
+        ignored.add_metric(["too_long"], s.spans.oversized_attributes)
+        ignored.add_metric(["malformed_id"], s.spans.malformed_ids)
+        ignored.add_metric(["size_capped"], s.spans.capped_sizes)
+        yield ignored
         yield _counter("spans_duplicate", "Spans received again (exporter retries).", m.duplicate_spans)
         evicted = CounterMetricFamily(
             PREFIX + "spans_evicted",
@@ -65,6 +84,14 @@ class _StatsCollector(Collector):
         evicted.add_metric(["index"], m.evicted_indexed)
         evicted.add_metric(["pending"], m.evicted_pending)
         yield evicted
+        evicted_bytes = CounterMetricFamily(
+            PREFIX + "spans_evicted_bytes",
+            "Estimated bytes of the spans counted in spans_evicted, by buffer.",
+            labels=["buffer"],
+        )
+        evicted_bytes.add_metric(["index"], m.evicted_indexed_bytes)
+        evicted_bytes.add_metric(["pending"], m.evicted_pending_bytes)
+        yield evicted_bytes
         yield _counter(
             "spans_orphaned", "Children whose remote parent did not arrive within the window.", m.orphaned
         )
@@ -87,6 +114,16 @@ class _StatsCollector(Collector):
         )
         yield GaugeMetricFamily(
             PREFIX + "pending_spans", "Children waiting for a remote parent.", value=s.pending_spans
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "indexed_bytes",
+            "Estimated bytes held by the span index (bounded by max_indexed_bytes).",
+            value=s.indexed_bytes,
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "pending_bytes",
+            "Estimated bytes held by waiting children (bounded by max_pending_bytes).",
+            value=s.pending_bytes,
         )
         yield GaugeMetricFamily(
             PREFIX + "edges", "Distinct edges in the current collect window.", value=s.window_edges

@@ -4,6 +4,9 @@ The I/O rim of profiler.otlp: a grpcio server answering `TraceService/Export`, o
 matcher and the collect window, and a monotonic clock. Everything it decides is delegated to the
 pure modules (spans, span_edges, window).
 
+Who may send is decided before any of our code runs: TLS and client certificates in the
+handshake, the bearer token in an interceptor (profiler.otlp.auth).
+
 Back-pressure is gRPC's own: requests over `max_request_bytes` and RPCs over
 `max_concurrent_requests` are refused with RESOURCE_EXHAUSTED before any of our code runs, and
 OTLP exporters retry those with backoff. Inside, buffers are bounded and evict their oldest entries.
@@ -26,10 +29,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from profiler.edges import EdgeSample, SourceError
-from profiler.otlp.config import OtlpReceiverConfig
+from profiler.otlp.auth import BearerToken, server_credentials
+from profiler.otlp.config import OtlpReceiverConfig, read_token
 from profiler.otlp.metrics import ReceiverStats, receiver_registry
 from profiler.otlp.span_edges import Call, CallMatcher
-from profiler.otlp.spans import count_spans, request_records
+from profiler.otlp.spans import SpanCounters, SpanLimits, count_spans, request_records
 from profiler.otlp.window import EdgeWindow
 
 log = logging.getLogger(__name__)
@@ -56,13 +60,22 @@ class OtlpReceiver:
             max_indexed_spans=self.config.max_indexed_spans,
             max_pending_spans=self.config.max_pending_spans,
             max_known_services=self.config.max_known_services,
+            max_indexed_bytes=self.config.max_indexed_bytes,
+            max_pending_bytes=self.config.max_pending_bytes,
         )
+        self._limits = SpanLimits(
+            default_namespace=self.config.default_namespace,
+            max_attribute_length=self.config.max_attribute_length,
+            max_call_bytes=self.config.max_call_bytes,
+        )
+        self._span_counters = SpanCounters()
         self._window = EdgeWindow(
             max_edges=self.config.max_edges, latency_samples_per_edge=self.config.latency_samples_per_edge
         )
         self._window_started = clock()
         self._requests = 0
         self._requests_invalid = 0
+        self._requests_unauthenticated = 0
         self._spans_received = 0
         self._spans_unattributed = 0
         self._calls = {"pair": 0, "peer": 0}
@@ -76,9 +89,20 @@ class OtlpReceiver:
         if self._server is not None or self.port is not None:
             raise RuntimeError("OtlpReceiver.start() called twice; build a new receiver instead")
         cfg = self.config
+        try:
+            # Read here, not kept from config load: a token rotated before a restart takes effect.
+            interceptors = (
+                [BearerToken(read_token(cfg.bearer_token_file), self._refused)]
+                if cfg.bearer_token_file is not None
+                else []
+            )
+            credentials = server_credentials(cfg)
+        except ValueError as exc:
+            raise OSError(f"OTLP receiver cannot load its credentials: {exc}") from exc
         self._executor = ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="otlp-receiver")
         server = grpc.server(
             self._executor,
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes),
                 # Without this a second receiver would silently share port 4317 with the first.
@@ -92,7 +116,13 @@ class OtlpReceiver:
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
         host = f"[{cfg.host}]" if ":" in cfg.host and not cfg.host.startswith("[") else cfg.host
         try:
-            port = int(server.add_insecure_port(f"{host}:{cfg.port}"))
+            address = f"{host}:{cfg.port}"
+            bound = (
+                server.add_insecure_port(address)
+                if credentials is None
+                else server.add_secure_port(address, credentials)
+            )
+            port = int(bound)
         except RuntimeError as exc:
             self._executor.shutdown(wait=False)
             raise OSError(f"OTLP receiver cannot listen on {host}:{cfg.port}: {exc}") from exc
@@ -100,7 +130,21 @@ class OtlpReceiver:
         with self._lock:
             self._window_started = self._clock()
         self._server, self.port = server, port
-        log.info("OTLP receiver listening on %s:%d", host, port)
+        log.info(
+            "OTLP receiver listening on %s:%d (%s; clients authenticated by %s)",
+            host,
+            port,
+            "TLS" if credentials is not None else "plaintext",
+            " and ".join(
+                name
+                for name, on in (
+                    ("certificate", cfg.client_ca_file is not None),
+                    ("bearer token", cfg.bearer_token_file is not None),
+                )
+                if on
+            )
+            or "nothing",
+        )
         return port
 
     def stop(self, grace_seconds: float = 5.0) -> None:
@@ -132,9 +176,11 @@ class OtlpReceiver:
 
     def ingest(self, request: ExportTraceServiceRequest) -> None:
         """Match one request's spans (the Export handler's work, callable without gRPC)."""
-        records = request_records(request, self.config.default_namespace)
+        counters = SpanCounters()
+        records = request_records(request, self._limits, counters)
         total = count_spans(request)
         with self._lock:
+            self._span_counters.add(counters)
             self._requests += 1
             self._spans_received += total
             self._spans_unattributed += total - len(records)
@@ -145,16 +191,24 @@ class OtlpReceiver:
             return ReceiverStats(
                 requests=self._requests,
                 requests_invalid=self._requests_invalid,
+                requests_unauthenticated=self._requests_unauthenticated,
                 spans_received=self._spans_received,
                 spans_unattributed=self._spans_unattributed,
                 calls_pair=self._calls["pair"],
                 calls_peer=self._calls["peer"],
                 calls_over_edge_limit=self._window.dropped_calls,
+                spans=dataclasses.replace(self._span_counters),
                 match=dataclasses.replace(self._matcher.counters),
                 indexed_spans=self._matcher.indexed_spans,
                 pending_spans=self._matcher.pending_spans,
+                indexed_bytes=self._matcher.indexed_bytes,
+                pending_bytes=self._matcher.pending_bytes,
                 window_edges=self._window.edges,
             )
+
+    def _refused(self) -> None:
+        with self._lock:
+            self._requests_unauthenticated += 1
 
     def _count(self, calls: list[Call]) -> None:
         for call in calls:

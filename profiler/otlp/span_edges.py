@@ -17,12 +17,16 @@ Counting rules, each call counted once:
   arriving after its parent retired finds nothing to match.
 - self-calls and calls across namespaces are dropped (counted): scope is the namespace.
 
+Both buffers are bounded by span count and by bytes (`record_bytes`, an estimate of what a record
+keeps alive): the count alone let long attributes inflate every entry.
+
 No I/O and no clock of its own: the caller passes `now` (monotonic seconds), so tests drive time.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +34,23 @@ from dataclasses import dataclass
 from profiler.otlp.spans import CALLER_KINDS, KIND_CONSUMER, KIND_SERVER, SpanRecord
 
 _ENTRY_KINDS = frozenset({KIND_SERVER, KIND_CONSUMER})
+# What holding a record costs beyond its own objects: the OrderedDict slot and link node, the
+# (arrival, record) tuple and its float. Calibrated with tracemalloc (benchmarks/bench_otlp.py).
+_ENTRY_OVERHEAD = 200
+
+
+def record_bytes(record: SpanRecord) -> int:
+    """Bytes one indexed record keeps alive, counted high: the service and namespace strings are
+    shared by the spans of one resource, but a sender that gives every span its own resource can
+    make them unique, so each record is charged for them."""
+    size = _ENTRY_OVERHEAD + sys.getsizeof(record) + sys.getsizeof(record.span_id)
+    for refs in (record.remote_refs, record.local_refs):
+        if refs:
+            size += sys.getsizeof(refs) + sum(map(sys.getsizeof, refs))
+    for text in (record.service, record.namespace, record.peer_service, record.peer_host):
+        if text is not None:
+            size += sys.getsizeof(text)
+    return size
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +72,8 @@ class MatchCounters:
     duplicate_spans: int = 0  # exporter retries re-send spans already indexed
     evicted_indexed: int = 0  # index full: oldest span dropped before its match window ended
     evicted_pending: int = 0  # pending buffer full: oldest waiting children dropped
+    evicted_indexed_bytes: int = 0  # record_bytes of the spans above
+    evicted_pending_bytes: int = 0
     orphaned: int = 0  # children whose parent never arrived within the match window
     self_loops: int = 0
     cross_namespace: int = 0
@@ -67,10 +90,16 @@ class CallMatcher:
         max_indexed_spans: int,
         max_pending_spans: int,
         max_known_services: int,
+        max_indexed_bytes: int = 64 * 1024 * 1024,
+        max_pending_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.match_window_seconds = match_window_seconds
         self.max_indexed_spans = max_indexed_spans
         self.max_pending_spans = max_pending_spans
+        self.max_indexed_bytes = max_indexed_bytes
+        self.max_pending_bytes = max_pending_bytes
+        self._indexed_bytes = 0
+        self._pending_bytes = 0
         self.max_known_services = max_known_services
         self.counters = MatchCounters()
         # Insertion order is arrival order, so the oldest entry is always first.
@@ -87,6 +116,14 @@ class CallMatcher:
     @property
     def pending_spans(self) -> int:
         return self._pending_spans
+
+    @property
+    def indexed_bytes(self) -> int:
+        return self._indexed_bytes
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
 
     def add(self, records: Iterable[SpanRecord], now: float) -> list[Call]:
         """Index one request's spans and return the calls they complete.
@@ -105,11 +142,12 @@ class CallMatcher:
                 last_service = (record.namespace, record.service)
                 self._remember_service(*last_service)
             self._index[record.span_id] = (now, record)
+            self._indexed_bytes += record_bytes(record)
             fresh.append(record)
         for record in fresh:
             waiting = self._pending.pop(record.span_id, None)
             if waiting is not None:
-                self._pending_spans -= len(waiting[1])
+                self._drop_pending(waiting[1])
                 for child in waiting[1]:
                     self._pair(record, child, calls)
             for ref in record.local_refs:
@@ -123,9 +161,12 @@ class CallMatcher:
                 else:
                     self._wait_for(ref, record, now)
         # Evict after matching, so that a span is never retired and then matched in one request.
-        while len(self._index) > self.max_indexed_spans:
+        while len(self._index) > self.max_indexed_spans or self._indexed_bytes > self.max_indexed_bytes:
             _, (_, old) = self._index.popitem(last=False)
+            size = record_bytes(old)
+            self._indexed_bytes -= size
             self.counters.evicted_indexed += 1
+            self.counters.evicted_indexed_bytes += size
             self._retire(old, calls)
         return calls
 
@@ -138,13 +179,14 @@ class CallMatcher:
             if arrived > deadline:
                 break
             del self._index[span_id]
+            self._indexed_bytes -= record_bytes(record)
             self._retire(record, calls)
         while self._pending:
             ref, (arrived, children) = next(iter(self._pending.items()))
             if arrived > deadline:
                 break
             del self._pending[ref]
-            self._pending_spans -= len(children)
+            self._drop_pending(children)
             self.counters.orphaned += len(children)
         return calls
 
@@ -155,10 +197,18 @@ class CallMatcher:
         else:
             entry[1].append(child)
         self._pending_spans += 1
-        while self._pending_spans > self.max_pending_spans:
+        self._pending_bytes += record_bytes(child)
+        while self._pending_spans > self.max_pending_spans or self._pending_bytes > self.max_pending_bytes:
             _, (_, dropped) = self._pending.popitem(last=False)
-            self._pending_spans -= len(dropped)
             self.counters.evicted_pending += len(dropped)
+            self.counters.evicted_pending_bytes += self._drop_pending(dropped)
+
+    def _drop_pending(self, children: list[SpanRecord]) -> int:
+        """Forget children that left the pending buffer; returns the bytes they were charged."""
+        size = sum(map(record_bytes, children))
+        self._pending_spans -= len(children)
+        self._pending_bytes -= size
+        return size
 
     def _pair(self, parent: SpanRecord, child: SpanRecord, calls: list[Call]) -> None:
         if child.service == parent.service:

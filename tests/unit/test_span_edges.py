@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from profiler.otlp.span_edges import Call, CallMatcher
-from profiler.otlp.spans import span_records
+from profiler.otlp.spans import SpanCounters, SpanLimits, span_records
 from profiler.otlp.window import EdgeWindow
 from tests.otlp_spans import CLIENT, CONSUMER, INTERNAL, PRODUCER, SERVER, resource_spans, span
 
@@ -18,7 +18,7 @@ def matcher(**overrides: int | float) -> CallMatcher:
 
 
 def add(m: CallMatcher, *groups, now: float = 0.0) -> list[Call]:  # type: ignore[no-untyped-def]
-    return m.add(span_records(groups, "default"), now)
+    return m.add(span_records(groups, SpanLimits(), SpanCounters()), now)
 
 
 def edges(calls: list[Call]) -> list[tuple[str, str, str, str]]:
@@ -228,7 +228,7 @@ def test_namespace_comes_from_k8s_then_service_namespace_then_the_default() -> N
         resource_spans("b", [span(2)], namespace=None, **{"service.namespace": "svc-ns"}),
         resource_spans("c", [span(3)], namespace=None),
     ]
-    assert [r.namespace for r in span_records(groups, "fallback")] == ["k8s-ns", "svc-ns", "fallback"]
+    assert [r.namespace for r in span_records(groups, SpanLimits(default_namespace="fallback"), SpanCounters())] == ["k8s-ns", "svc-ns", "fallback"]
 
 
 def test_calls_across_namespaces_are_dropped_and_counted() -> None:
@@ -257,7 +257,7 @@ def test_peer_hostname_in_another_namespace_is_dropped() -> None:
 
 
 def test_spans_without_a_service_name_are_skipped() -> None:
-    assert list(span_records([resource_spans(None, [span(1)])], "default")) == []
+    assert list(span_records([resource_spans(None, [span(1)])], SpanLimits(), SpanCounters())) == []
 
 
 def test_exporter_retries_do_not_count_a_call_twice() -> None:
