@@ -70,19 +70,22 @@ T = TypeVar("T")
 
 
 def _decode(decoder: msgspec.json.Decoder[T], data: bytes | msgspec.Raw, what: str) -> T:
-    """msgspec's decode, with nesting too deep for it made a WireError.
+    """msgspec's decode, with the two input errors it raises besides DecodeError made WireErrors.
 
-    msgspec bounds recursion with the interpreter's recursion limit and raises RecursionError
-    (about 1,000 levels on CPython 3.11, whether the value is decoded or only skipped for a Raw
-    field), which is no DecodeError: left alone, a body of 100,000 `[` became a 500 and a logged
-    traceback per request. msgspec stops at that depth, so refusing such a body costs no more than
-    reading its first thousand levels, where a depth scan of the bytes beforehand would cost a
-    pass over every valid body too.
+    Left alone, each was a 500 and a logged traceback per request (on /bind uvicorn's own 500):
+    - nesting: msgspec bounds recursion with the interpreter's recursion limit and raises
+      RecursionError (about 1,000 levels on CPython 3.11, whether the value is decoded or only
+      skipped for a Raw or unknown field). It stops at that depth, so refusing a body of 100,000
+      `[` costs no more than reading its first thousand levels, where a depth scan of the bytes
+      beforehand would cost a pass over every valid body too;
+    - a string that is not UTF-8: UnicodeDecodeError.
     """
     try:
         return decoder.decode(data)
     except RecursionError:
         raise WireError(f"invalid {what}: JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise WireError(f"invalid {what}: not UTF-8 at byte {exc.start} of a string") from None
 
 
 def decode_args(body: bytes) -> ExtenderArgs:

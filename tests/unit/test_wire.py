@@ -109,3 +109,26 @@ def test_real_objects_are_far_from_the_nesting_bound() -> None:
     args = wire.decode_args(body)
     assert args.pod.metadata.name == "p"
     assert wire.decode_node_names(args.node_names_raw or b"") == ["n"]
+
+
+@pytest.mark.parametrize(
+    ("decode", "body", "what"),
+    [
+        (wire.decode_args, b'{"Pod": {"metadata": {"name": "p\xff"}, "spec": {}}, "NodeNames": []}', "Pod"),
+        (
+            wire.decode_args,
+            b'{"Pod": {"metadata": {"name": "p", "labels": {"\xc3": "v"}}, "spec": {}}}',
+            "Pod",
+        ),
+        (wire.decode_node_names, b'["node-a1", "\x80"]', "ExtenderArgs"),
+        (
+            wire.decode_binding_args,
+            b'{"PodName": "\x80p", "PodNamespace": "ns", "Node": "n"}',
+            "ExtenderBindingArgs",
+        ),
+    ],
+)
+def test_strings_that_are_not_utf8_are_a_wire_error(decode, body: bytes, what: str) -> None:
+    # msgspec raises UnicodeDecodeError, no DecodeError: /bind answered uvicorn's bare 500
+    with pytest.raises(wire.WireError, match=f"invalid {what}: not UTF-8 at byte"):
+        decode(body)
